@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m matching.demo
+	$(PY) -m bench.demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -26,6 +26,7 @@ from heapq import heapify, heappop, heappush
 
 from msgspec.structs import replace
 
+from matching.auction import uncross_price
 from matching.commands import (
     Amend,
     Cancel,
@@ -128,6 +129,9 @@ class BookSide:
             heappop(heap)
             while heap and heap[0] * sign not in levels:
                 heappop(heap)
+
+    def level_totals(self) -> dict[int, int]:
+        return {price: level.quantity_t for price, level in self.levels.items()}
 
     def prices_best_first(self) -> list[int]:
         """O(L log L): for the rare commands that walk beyond the best level."""
@@ -600,39 +604,14 @@ class OrderBook:
         if self._status is not AUCTION:
             events.append(self._rejected(ts_ns, R.BOOK_MUST_BE_IN_AUCTION, None, None))
             return
-        price, volume = self._uncross_price()
+        price, volume = uncross_price(
+            self._bids.level_totals(), self._asks.level_totals(), self._reference_price_fen
+        )
         self._seq = seq = self._seq + 1
         events.append(Uncrossed(seq, ts_ns, price if volume else None, volume))
         if volume:
             self._execute_uncross(price, volume, ts_ns, events)
         self._set_status(OPEN, ts_ns, events)
-
-    def _uncross_price(self) -> tuple[int, int]:
-        """Return the uncross price and the volume it executes (0 when nothing crosses).
-
-        Greatest volume, then least imbalance, then nearest the reference, then the lower price.
-        O(L log L) over the distinct prices.
-        """
-        bid_levels = self._bids.levels
-        ask_levels = self._asks.levels
-        candidates = sorted(bid_levels.keys() | ask_levels.keys())
-        demand = sum(level.quantity_t for level in bid_levels.values())
-        supply = 0
-        best_key: tuple[int, int, int, int] | None = None
-        best = (0, 0)
-        reference = self._reference_price_fen
-        for price in candidates:  # ascending: demand at >= price falls, supply at <= price rises
-            ask = ask_levels.get(price)
-            if ask is not None:
-                supply += ask.quantity_t
-            volume = min(demand, supply)
-            key = (volume, -abs(demand - supply), -abs(price - reference), -price)
-            if best_key is None or key > best_key:
-                best_key, best = key, (price, volume)
-            bid = bid_levels.get(price)
-            if bid is not None:
-                demand -= bid.quantity_t
-        return best
 
     def _execute_uncross(self, price: int, volume: int, ts_ns: int, events: list[Event]) -> None:
         bids = [order for order in self._bids.orders_best_first() if order.price_fen >= price]
