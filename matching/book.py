@@ -265,8 +265,19 @@ class OrderBook:
         if self._status is AUCTION:
             self._enter_auction(order, cmd.ts_ns, events)
             return
-        stopped = self._crosses(side, price) and self._match(order, cmd.ts_ns, events)
-        self._finish_taker(order, stopped, cmd.ts_ns, events)
+        # The common case, a passive order, goes straight to rest without the taker steps.
+        if side is BUY:
+            heap = self._asks.heap
+            crosses = bool(heap) and heap[0] <= price
+        else:
+            heap = self._bids.heap
+            crosses = bool(heap) and -heap[0] >= price
+        if crosses:
+            self._finish_taker(order, self._match(order, cmd.ts_ns, events), cmd.ts_ns, events)
+        elif order.tif is IOC or order.tif is FOK:
+            self._cancelled(order, CancelReason.IOC_REMAINDER, cmd.ts_ns, events)
+        else:
+            self._rest(order, cmd.ts_ns, events)
 
     def _check_new_order(self, cmd: NewOrder) -> RejectCode | None:
         """The checks of docs/matching.md, in precedence order."""
