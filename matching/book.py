@@ -418,27 +418,7 @@ class OrderBook:
                     taker.filled_t += quantity
                     level.quantity_t -= quantity
                     touched = True
-                    self._last_price_fen = price
-                    self._volume_t += quantity
-                    self._notional_fen += price * quantity
-                    self._trade_id = trade_id = self._trade_id + 1
-                    self._seq = seq = self._seq + 1
-                    events.append(
-                        Trade(
-                            seq,
-                            ts_ns,
-                            trade_id,
-                            price,
-                            quantity,
-                            maker.order_id,
-                            maker.account_id,
-                            taker.order_id,
-                            account,
-                            taker.side,
-                            maker.leaves_t,
-                            taker.leaves_t,
-                        )
-                    )
+                    self._trade(price, quantity, maker, taker, taker.side, ts_ns, events)
                     if not maker.leaves_t:
                         del orders[maker.order_id]
                         del index[maker.order_id]
@@ -646,27 +626,7 @@ class OrderBook:
                 if not order.leaves_t:
                     del level.orders[order.order_id]
                     del self._orders[order.order_id]
-            self._last_price_fen = price
-            self._volume_t += quantity
-            self._notional_fen += price * quantity
-            self._trade_id = trade_id = self._trade_id + 1
-            self._seq = seq = self._seq + 1
-            events.append(
-                Trade(
-                    seq,
-                    ts_ns,
-                    trade_id,
-                    price,
-                    quantity,
-                    maker.order_id,
-                    maker.account_id,
-                    taker.order_id,
-                    taker.account_id,
-                    None,
-                    maker.leaves_t,
-                    taker.leaves_t,
-                )
-            )
+            self._trade(price, quantity, maker, taker, None, ts_ns, events)
             b += not bid.leaves_t
             a += not ask.leaves_t
         for touched, book_side in ((touched_bids, self._bids), (touched_asks, self._asks)):
@@ -710,6 +670,39 @@ class OrderBook:
         self._level_changed(book_side.side, level, ts_ns, events)
         if not level.orders:
             book_side.drop_level(order.price_fen)
+
+    def _trade(
+        self,
+        price_fen: int,
+        quantity_t: int,
+        maker: RestingOrder,
+        taker: RestingOrder,
+        aggressor: Side | None,
+        ts_ns: int,
+        events: list[Event],
+    ) -> None:
+        """Record a fill already applied to both orders: session statistics and the event."""
+        self._last_price_fen = price_fen
+        self._volume_t += quantity_t
+        self._notional_fen += price_fen * quantity_t
+        self._trade_id = trade_id = self._trade_id + 1
+        self._seq = seq = self._seq + 1
+        events.append(
+            Trade(
+                seq,
+                ts_ns,
+                trade_id,
+                price_fen,
+                quantity_t,
+                maker.order_id,
+                maker.account_id,
+                taker.order_id,
+                taker.account_id,
+                aggressor,
+                maker.leaves_t,
+                taker.leaves_t,
+            )
+        )
 
     def _cancelled(
         self, order: RestingOrder, reason: CancelReason, ts_ns: int, events: list[Event]
