@@ -55,7 +55,8 @@ def price_band(rules: InstrumentRules, reference_price_fen: int) -> tuple[int, i
     """Return the lowest and highest acceptable prices around a reference price.
 
     Each bound is reference × (1 ∓ band) rounded half-up to the tick; the low bound is at least
-    one tick, so a band never admits a zero price.
+    one tick, so a band never admits a zero price, and the high bound is at least the low one, so
+    even a reference below half a tick leaves one tradable price.
 
     >>> price_band(InstrumentRules(symbol="X"), 5_005)
     (4505, 5506)
@@ -65,4 +66,5 @@ def price_band(rules: InstrumentRules, reference_price_fen: int) -> tuple[int, i
     high = rules.tick_fen * round_half_up(
         reference_price_fen * (BASIS_POINTS + rules.band_bp), unit
     )
-    return max(low, rules.tick_fen), high
+    low = max(low, rules.tick_fen)
+    return low, max(high, low)

@@ -63,17 +63,16 @@ def round_half_up_to_tick(value: Fraction, tick_fen: int) -> int:
 
 
 def band(rules: InstrumentRules, reference_price_fen: int) -> tuple[int, int]:
-    """The band: reference × (1 ∓ band_bp / 10000), rounded half-up to the tick, low >= 1 tick.
+    """The band: reference × (1 ∓ band_bp / 10000), rounded half-up to the tick, low >= 1 tick,
+    high >= low.
 
     >>> band(InstrumentRules(symbol="X"), 5_005)
     (4505, 5506)
     """
     low = Fraction(reference_price_fen * (BASIS_POINTS - rules.band_bp), BASIS_POINTS)
     high = Fraction(reference_price_fen * (BASIS_POINTS + rules.band_bp), BASIS_POINTS)
-    return (
-        max(round_half_up_to_tick(low, rules.tick_fen), rules.tick_fen),
-        round_half_up_to_tick(high, rules.tick_fen),
-    )
+    low_fen = max(round_half_up_to_tick(low, rules.tick_fen), rules.tick_fen)
+    return low_fen, max(round_half_up_to_tick(high, rules.tick_fen), low_fen)
 
 
 def opposite(side: Side) -> Side:

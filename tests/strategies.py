@@ -103,10 +103,16 @@ CHEAP = Market(
     reference_price_fen=9,  # band [2, 18]: the low bound is clamped to one tick
     spread_ticks=3,
 )
+TINY = Market(
+    "tiny-reference",
+    InstrumentRules(symbol="T-TINY", tick_fen=10, lot_t=1, min_quantity_t=1, max_quantity_t=20),
+    reference_price_fen=3,  # below half a tick: the band is the single price [10, 10]
+    spread_ticks=2,
+)
 DEFAULT = Market(
     "default-rules", InstrumentRules(symbol="T-DEFAULT"), reference_price_fen=5_005, spread_ticks=8
 )
-MARKETS: tuple[Market, ...] = (SMALL, SMALL_VWAP, TIGHT, CHEAP, DEFAULT)
+MARKETS: tuple[Market, ...] = (SMALL, SMALL_VWAP, TIGHT, CHEAP, TINY, DEFAULT)
 
 ACCOUNTS = (1, 2, 3, 4)
 SIDES = (Side.BUY, Side.SELL)

@@ -132,10 +132,14 @@ def test_price_band_examples(fields: dict[str, Any], reference: int, band: tuple
     assert price_band(InstrumentRules(symbol="X", **fields), reference) == band
 
 
-def test_price_band_bounds_are_on_the_tick_and_bracket_every_reference_from_half_a_tick() -> None:
+def test_price_band_bounds_are_on_the_tick_and_bracket_every_positive_reference() -> None:
     rules = InstrumentRules(symbol="X", tick_fen=10, band_bp=1_000)
-    for reference in range(5, 3_000):
+    for reference in range(1, 3_000):
         low, high = price_band(rules, reference)
         assert low % 10 == 0 and high % 10 == 0, reference
         assert 10 <= low <= high, reference
         assert low <= max(reference + 5, 10) and reference - 5 <= high, reference
+
+
+def test_price_band_below_half_a_tick_still_admits_the_first_tick() -> None:
+    assert price_band(InstrumentRules(symbol="X", tick_fen=10), 1) == (10, 10)
