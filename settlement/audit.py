@@ -134,7 +134,8 @@ async def audit(conn: Connection) -> AuditReport:
             " (SELECT coalesce(sum(quantity_t), 0)::bigint FROM blocks),"
             " (SELECT count(*) FROM serial_entries), (SELECT count(*) FROM cash_entries),"
             " (SELECT count(*) FROM settled_trades),"
-            " (SELECT coalesce(-sum(balance_fen), 0)::bigint FROM cash_balances WHERE account_id = $1)",
+            " (SELECT coalesce(-sum(balance_fen), 0)::bigint FROM cash_balances"
+            "  WHERE account_id = $1)",
             EXTERNAL_ACCOUNT_ID,
         )
         assert totals is not None
