@@ -175,12 +175,13 @@ async def settle(
     batch = _unique(trades)
     if not batch:
         return SettlementReport((), (), None)
+    # Lock before recording: an unknown account is refused by name, not by a foreign key.
+    roles = await lock_accounts(conn, {t.buyer_id for t in batch} | {t.seller_id for t in batch})
     new_ids = await _record(conn, txn_id, batch)
     fresh = [trade for trade in batch if trade.trade_id in new_ids]
     repeated = tuple(trade.trade_id for trade in batch if trade.trade_id not in new_ids)
     if not fresh:
         return SettlementReport((), repeated, None)
-    roles = await lock_accounts(conn, {t.buyer_id for t in fresh} | {t.seller_id for t in fresh})
     for trade in fresh:
         require_role(roles, trade.buyer_id, HOLDER_ROLES, "buy")
     delivery = _Delivery(await order_runs(conn, sorted({t.sell_order_id for t in fresh})))
