@@ -12,7 +12,7 @@ import asyncpg
 
 from settlement.connection import Connection
 from settlement.errors import ErrorCode, LedgerError
-from settlement.serials import Place, Plan, Run, containing, disjoint, merged, take
+from settlement.serials import Place, Plan, Run, containing, cut, disjoint, merged, take
 from settlement.values import (
     ANY_CER,
     ByQuantity,
@@ -102,10 +102,12 @@ async def select(
     if isinstance(selection, ByRanges):
         check_ranges(selection.ranges)
         blocks = sorted({item.block_id for item in selection.ranges})
-        found = containing(await free_runs(conn, account_id, blocks=blocks), selection.ranges)
-        held = {item for pieces in found.values() for item in pieces}
-        for item in selection.ranges:
-            if item not in held:
+        runs = await free_runs(conn, account_id, blocks=blocks)
+        pieces = cut(runs, selection.ranges)  # a range may span touching runs
+        found = containing(runs, [piece for piece, _ in pieces])
+        held = {piece for found_pieces in found.values() for piece in found_pieces}
+        for piece, item in pieces:
+            if piece not in held:
                 raise LedgerError(
                     ErrorCode.RANGE_NOT_HELD,
                     f"account {account_id} does not hold {item.block_id}"

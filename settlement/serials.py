@@ -8,6 +8,7 @@ touches the database; `settlement.holdings` applies the plans.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -83,6 +84,37 @@ def containing(runs: Iterable[Run], wanted: Iterable[SerialRange]) -> dict[Run, 
                 found[run].append(item)
                 break
     return found
+
+
+def cut(
+    runs: Iterable[Run], wanted: Iterable[SerialRange]
+) -> list[tuple[SerialRange, SerialRange]]:
+    """Each wanted range cut after every serial where a run of its block ends inside it, as
+    (piece, the wanted range it came from). A holder's serials may lie in touching runs (tonnes
+    locked and released, or sent away and back, return as runs of their own), so a range they
+    hold may span runs; each piece of it lies in one.
+
+    >>> free = Place(7, "free", None)
+    >>> [piece for piece, _ in cut([Run("B", 1, 4, free), Run("B", 5, 9, free)],
+    ...                            [SerialRange("B", 3, 6)])]
+    [SerialRange(block_id='B', first=3, last=4), SerialRange(block_id='B', first=5, last=6)]
+    """
+    ends: defaultdict[str, list[int]] = defaultdict(list)
+    for run in runs:
+        ends[run.block_id].append(run.last)
+    for block_ends in ends.values():
+        block_ends.sort()
+    out: list[tuple[SerialRange, SerialRange]] = []
+    for item in wanted:
+        block_ends = ends.get(item.block_id, [])
+        start = item.first
+        low = bisect.bisect_left(block_ends, item.first)
+        high = bisect.bisect_left(block_ends, item.last)  # a run ending at item.last needs no cut
+        for end in block_ends[low:high]:
+            out.append((SerialRange(item.block_id, start, end), item))
+            start = end + 1
+        out.append((SerialRange(item.block_id, start, item.last), item))
+    return out
 
 
 def plan(pieces: dict[Run, list[tuple[SerialRange, Place]]]) -> Plan:
