@@ -8,6 +8,8 @@
   still hold.
 - Locks and trades: locked runs belong to the account that took the lock; each settlement
   transaction delivered exactly the tonnes its trades name.
+- References: every history row names a transaction, account and block that exist (the history
+  tables carry no foreign keys, see the first migration).
 """
 
 from __future__ import annotations
@@ -57,6 +59,24 @@ GROUP BY block_id, quantity_t
 HAVING coalesce(sum(last_serial - first_serial + 1), 0) <> quantity_t
     OR coalesce(max(last_serial), 0) <> quantity_t
     OR count(*) FILTER (WHERE h.first_serial <> coalesce(h.prev, 0) + 1) > 0
+LIMIT 20
+"""
+
+_ORPHANS = """
+SELECT 'settled_trades', trade_id, 'transaction', txn_id FROM settled_trades
+    WHERE txn_id NOT IN (SELECT txn_id FROM ledger_txns)
+UNION ALL SELECT 'settled_trades', trade_id, 'account', buyer_id FROM settled_trades
+    WHERE buyer_id NOT IN (SELECT account_id FROM accounts)
+UNION ALL SELECT 'settled_trades', trade_id, 'account', seller_id FROM settled_trades
+    WHERE seller_id NOT IN (SELECT account_id FROM accounts)
+UNION ALL SELECT 'serial_entries', entry_id, 'transaction', txn_id FROM serial_entries
+    WHERE txn_id NOT IN (SELECT txn_id FROM ledger_txns)
+UNION ALL SELECT 'serial_entries', entry_id, 'block', NULL FROM serial_entries
+    WHERE block_id NOT IN (SELECT block_id FROM blocks)
+UNION ALL SELECT 'cash_entries', entry_id, 'transaction', txn_id FROM cash_entries
+    WHERE txn_id NOT IN (SELECT txn_id FROM ledger_txns)
+UNION ALL SELECT 'cash_entries', entry_id, 'account', account_id FROM cash_entries
+    WHERE account_id NOT IN (SELECT account_id FROM accounts)
 LIMIT 20
 """
 
@@ -111,6 +131,8 @@ async def audit(conn: Connection) -> AuditReport:
                 f"block {row['block_id']}: {row['held']} t in {row['runs']} runs reaching"
                 f" {row['top']} with {row['breaks']} gaps or overlaps, issued {row['quantity_t']}"
             )
+        for table, row_id, what, ref in await conn.fetch(_ORPHANS):
+            problems.append(f"{table} row {row_id} names {what} {ref or '?'}, which does not exist")
         for txn_id, total in await conn.fetch(_CASH_TXNS):
             problems.append(f"cash transaction {txn_id} does not balance: {total} fen")
         for account_id, bucket, balance, total in await conn.fetch(

@@ -11,6 +11,7 @@ Everything is set-based: a fixed number of statements per batch whatever its siz
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 from matching.rules import round_half_up
@@ -151,8 +152,15 @@ class _Delivery:
                 )
             first = run.first + used
             size = min(run.last - first + 1, wanted)
-            piece = SerialRange(run.block_id, first, first + size - 1)
-            self.pieces.setdefault(run, []).append((piece, target))
+            pieces = self.pieces.setdefault(run, [])
+            if pieces and pieces[-1][1] == target and pieces[-1][0].last + 1 == first:
+                # the same buyer again on the next serials: one run, one entry, not two
+                pieces[-1] = (
+                    SerialRange(run.block_id, pieces[-1][0].first, first + size - 1),
+                    target,
+                )
+            else:
+                pieces.append((SerialRange(run.block_id, first, first + size - 1), target))
             wanted -= size
             used += size
             if first + size > run.last:
@@ -186,7 +194,9 @@ async def settle(
         require_role(roles, trade.buyer_id, HOLDER_ROLES, "buy")
     delivery = _Delivery(await order_runs(conn, sorted({t.sell_order_id for t in fresh})))
     locks = await _cash_locks(conn, sorted({t.buy_order_id for t in fresh}))
-    lines: list[Line] = []
+    # One journal line per account, bucket and order for the whole batch, not three per trade:
+    # settled_trades keeps each trade's own price, quantity and fees.
+    amounts: defaultdict[tuple[int, str, int | None], int] = defaultdict(int)
     for trade in fresh:
         delivery.deliver(trade)
         buyer_fee, seller_fee = fees(trade)
@@ -199,12 +209,13 @@ async def settle(
                 f" {trade.buyer_id} has less than {notional + buyer_fee} fen locked",
             )
         lock[1] -= notional + buyer_fee
-        lines += (
-            Line(trade.buyer_id, LOCKED, -(notional + buyer_fee), trade.buy_order_id),
-            Line(trade.seller_id, AVAILABLE, notional - seller_fee, trade.sell_order_id),
-            Line(FEE_ACCOUNT_ID, AVAILABLE, buyer_fee + seller_fee),
-        )
+        amounts[trade.buyer_id, LOCKED, trade.buy_order_id] -= notional + buyer_fee
+        amounts[trade.seller_id, AVAILABLE, trade.sell_order_id] += notional - seller_fee
+        amounts[FEE_ACCOUNT_ID, AVAILABLE, None] += buyer_fee + seller_fee
     await apply(conn, txn_id, plan(delivery.pieces))
+    lines = [
+        Line(account, bucket, amount, order) for (account, bucket, order), amount in amounts.items()
+    ]
     await post(conn, txn_id, lines)
     await conn.execute(
         "UPDATE cash_locks SET remaining_fen = v.remaining FROM"

@@ -1,6 +1,9 @@
 -- The unified-platform ledger: accounts, registry, serial-numbered CERs, cash, locks, settlement.
 --
 -- History is append-only: ledger_txns, serial_entries and cash_entries are only ever inserted.
+-- The history tables carry no foreign keys: a key is checked row by row (a few µs each), their
+-- rows are written only by the transaction they name, about accounts and blocks it has locked,
+-- and the audit checks every reference instead.
 -- holdings, cash_balances, cash_locks and cer_locks are projections of those entries, kept in the
 -- same transaction, which the audit rebuilds and compares. Every entry names its transaction; the
 -- transactions are totally ordered by txn_id, so a hash chain over them can be added without
@@ -81,8 +84,8 @@ CREATE INDEX holdings_by_order ON holdings (order_id) WHERE order_id IS NOT NULL
 -- Every move of a range of serials from one place to another; an issuance has no "from".
 CREATE TABLE serial_entries (
     entry_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    txn_id bigint NOT NULL REFERENCES ledger_txns,
-    block_id text NOT NULL REFERENCES blocks,
+    txn_id bigint NOT NULL,
+    block_id text NOT NULL,
     first_serial bigint NOT NULL,
     last_serial bigint NOT NULL,
     from_account bigint,
@@ -98,8 +101,8 @@ CREATE INDEX serial_entries_by_txn ON serial_entries (txn_id);
 -- Double-entry cash journal: the lines of each transaction sum to zero.
 CREATE TABLE cash_entries (
     entry_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    txn_id bigint NOT NULL REFERENCES ledger_txns,
-    account_id bigint NOT NULL REFERENCES accounts,
+    txn_id bigint NOT NULL,
+    account_id bigint NOT NULL,
     bucket text NOT NULL CHECK (bucket IN ('available', 'locked')),
     amount_fen bigint NOT NULL CHECK (amount_fen <> 0),
     order_id bigint
@@ -133,11 +136,11 @@ CREATE TABLE cer_locks (
 
 CREATE TABLE settled_trades (
     trade_id bigint PRIMARY KEY,
-    txn_id bigint NOT NULL REFERENCES ledger_txns,
+    txn_id bigint NOT NULL,
     buy_order_id bigint NOT NULL,
     sell_order_id bigint NOT NULL,
-    buyer_id bigint NOT NULL REFERENCES accounts,
-    seller_id bigint NOT NULL REFERENCES accounts,
+    buyer_id bigint NOT NULL,
+    seller_id bigint NOT NULL,
     price_fen bigint NOT NULL CHECK (price_fen > 0),
     quantity_t bigint NOT NULL CHECK (quantity_t > 0),
     buyer_fee_fen bigint NOT NULL CHECK (buyer_fee_fen >= 0),

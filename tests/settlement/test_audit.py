@@ -72,6 +72,13 @@ CASES = [
         "does not balance",
     ),
     (
+        "a journal line is moved to an account that does not exist",
+        "UPDATE cash_entries SET account_id = 999999 WHERE entry_id ="
+        " (SELECT min(entry_id) FROM cash_entries WHERE account_id = {buyer})",
+        "UPDATE cash_entries SET account_id = {buyer} WHERE account_id = 999999",
+        "names account 999999, which does not exist",
+    ),
+    (
         "an open cash lock shrinks",
         "UPDATE cash_locks SET remaining_fen = remaining_fen - 1 WHERE order_id = {buy}",
         "UPDATE cash_locks SET remaining_fen = remaining_fen + 1 WHERE order_id = {buy}",
