@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
-from sortedcontainers import SortedDict  # type: ignore[import-untyped]
+from sortedcontainers import SortedDict
 
 from bench.workload import REFERENCE_PRICE_FEN, STANDARD_RULES, StreamStats, build_standard_stream
 from matching import (

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import os
+from collections import Counter
 from collections.abc import Sequence
 from itertools import pairwise
 
+import asyncpg
 import pytest
 
 from bench import demo
 from bench import matching as bench_matching
+from bench import settlement as bench_settlement
 from bench.workload import build_standard_stream, standard_stream
 from matching import Cancelled, Command, Event, NewOrder, OrderBook
+from settlement.dvp import fees
+from settlement.values import TradeToSettle
 
 pytestmark = pytest.mark.bench
 
 SIZE = 2_000
+SERVER_URL = os.environ.get(
+    "CERX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def quiet(_line: str) -> None:
@@ -109,3 +120,69 @@ def test_bench_matching_fails_when_a_repetition_differs(
     monkeypatch.setattr(bench_matching, "throughput_pass", flaky)
     assert bench_matching.main(["--size", "500", "--repeat", "2", "--warmup", "0"]) == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_bench_settlement_settles_checks_and_drops_its_database(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["--database-url", SERVER_URL, "--trades", "300", "--batches", "1,100", "--statements"]
+    assert bench_settlement.main(argv) == 0
+    out = capsys.readouterr().out
+    for needle in (
+        "trades/s",
+        "statements at batch 100",
+        "INSERT settled_trades",
+        "300 trades",
+        "all already settled",
+        "clean",
+        "conserved  every account",
+        "OK",
+    ):
+        assert needle in out
+    assert "FAILED" not in out
+
+    async def leftover() -> object:
+        conn = await asyncpg.connect(SERVER_URL)
+        try:
+            return await conn.fetchval(
+                "SELECT datname FROM pg_database WHERE datname = $1", f"cerx_bench_{os.getpid()}"
+            )
+        finally:
+            await conn.close()
+
+    assert asyncio.run(leftover()) is None
+
+
+def test_settlement_stream_locks_exactly_what_its_trades_take() -> None:
+    market = bench_settlement.Market(100, (101,), (102, 103), (104, 105))
+    stream = bench_settlement.generate(7, 10, 500, market, itertools.count(1), itertools.count(1))
+    again = bench_settlement.generate(7, 10, 500, market, itertools.count(1), itertools.count(1))
+    assert stream.trades == again.trades
+    assert len({trade.trade_id for trade in stream.trades}) == 500
+    sold: dict[int, int] = {}
+    paid: dict[int, int] = {}
+    for trade in stream.trades:
+        sold[trade.sell_order_id] = sold.get(trade.sell_order_id, 0) + trade.quantity_t
+        buyer_fee, _ = fees(trade)
+        paid[trade.buy_order_id] = (
+            paid.get(trade.buy_order_id, 0) + trade.price_fen * trade.quantity_t + buyer_fee
+        )
+    assert {order.order_id: order.amount for order in stream.sells} == sold
+    assert {order.order_id: order.amount for order in stream.buys} == paid
+    assert len(sold) < len(stream.trades) // 5  # many trades per order
+
+
+def test_bench_settlement_fails_when_a_position_is_off(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong answer must not pass: forget one trade in the expected positions."""
+    honest = bench_settlement.settle_positions
+
+    def forgetful(expected: Counter[tuple[int, str]], trades: Sequence[TradeToSettle]) -> None:
+        honest(expected, trades[1:])
+
+    monkeypatch.setattr(bench_settlement, "settle_positions", forgetful)
+    argv = ["--database-url", SERVER_URL, "--trades", "200", "--batches", "100"]
+    assert bench_settlement.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "conserved  NO" in out and "FAILED" in out
