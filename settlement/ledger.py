@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from settlement import accounts, audit, cash, dvp, holdings, locks, moves, registry
+from settlement import accounts, audit, batches, cash, dvp, holdings, locks, moves, registry
 from settlement.audit import AuditReport
+from settlement.batches import Batch, BatchReport
 from settlement.connection import Connection
 from settlement.database import Database
 from settlement.errors import ErrorCode, LedgerError
@@ -265,6 +266,24 @@ class Ledger:
                 await tr.rollback()  # nothing new: leave no empty transaction behind
             else:
                 await tr.commit()
+            return report
+
+    async def apply(self, batch: Batch) -> BatchReport:
+        """Apply the exchange's locks, trades and releases in one transaction; what was done
+        before (locks by order id, trades by trade id) is reported and left alone."""
+        async with self._pool.acquire() as conn:
+            tr = conn.transaction()
+            await tr.start()
+            try:
+                txn_id = await _open_txn(conn, "exchange_batch")
+                report = await batches.apply_batch(conn, txn_id, batch)
+            except BaseException:
+                await tr.rollback()
+                raise
+            if report.locked or report.settled or report.released:
+                await tr.commit()
+            else:
+                await tr.rollback()  # nothing new: leave no empty transaction behind
             return report
 
     # -- audit ---------------------------------------------------------------------------------
