@@ -18,7 +18,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy --strict matching settlement
+	$(PY) -m mypy --strict matching settlement exchange
 
 test: lint
 	$(PY) -m pytest
