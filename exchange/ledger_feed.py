@@ -1,0 +1,60 @@
+"""Batches of what the exchange decided, for `Ledger.apply`, cut where order would matter.
+
+`Ledger.apply` takes a batch's locks first, then its trades, then its releases. That reordering
+is harmless except in one case: an account's order is released and a later order of the same
+account locks what the release freed (cancel a sell, place another for the same tonnes). So a
+batch is cut before a lock of an account that has a release in it, and the two land in order.
+"""
+
+from __future__ import annotations
+
+from settlement.batches import Batch, OrderLock
+from settlement.values import TradeToSettle
+
+
+class BatchBuilder:
+    """Collects locks, trades and releases in decision order; `take` hands over the batches."""
+
+    def __init__(self, max_items: int = 2_000) -> None:
+        self._max_items = max_items
+        self._done: list[Batch] = []
+        self._locks: list[OrderLock] = []
+        self._trades: list[TradeToSettle] = []
+        self._releases: list[int] = []
+        self._releasing: set[int] = set()  # accounts with a release in the open batch
+
+    def __len__(self) -> int:
+        return sum(len(b.locks) + len(b.trades) + len(b.releases) for b in self._done) + (
+            len(self._locks) + len(self._trades) + len(self._releases)
+        )
+
+    def lock(self, lock: OrderLock) -> None:
+        if lock.account_id in self._releasing:
+            self._cut()
+        self._locks.append(lock)
+        self._cut_if_full()
+
+    def trade(self, trade: TradeToSettle) -> None:
+        self._trades.append(trade)
+        self._cut_if_full()
+
+    def release(self, order_id: int, account_id: int) -> None:
+        self._releases.append(order_id)
+        self._releasing.add(account_id)
+        self._cut_if_full()
+
+    def take(self) -> list[Batch]:
+        """Every batch so far, the open one closed, in order."""
+        self._cut()
+        done, self._done = self._done, []
+        return done
+
+    def _cut_if_full(self) -> None:
+        if len(self._locks) + len(self._trades) + len(self._releases) >= self._max_items:
+            self._cut()
+
+    def _cut(self) -> None:
+        if self._locks or self._trades or self._releases:
+            self._done.append(Batch(tuple(self._locks), tuple(self._trades), tuple(self._releases)))
+        self._locks, self._trades, self._releases = [], [], []
+        self._releasing = set()

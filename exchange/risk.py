@@ -1,0 +1,207 @@
+"""The pre-trade risk view: what each account can still spend and deliver, in memory.
+
+It mirrors the ledger as it will stand once everything the exchange has decided has been applied
+there: orders reserve at once (a buy its cash, a sell its tonnes of the eligible blocks, oldest
+vintage first, as the ledger's lock will choose), fills move the reserved cash and tonnes, and a
+finished order's remainder comes back. The ledger catches up in batches (`Ledger.apply`); this
+view answers at once, so an order never waits for the database to be checked. Built from the
+ledger at start, after the ledger has caught up with the journal.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import msgspec
+
+from settlement.connection import Connection
+from settlement.dvp import fees
+from settlement.errors import ErrorCode, LedgerError
+from settlement.values import ANY_CER, CerFilter, TradeToSettle
+
+
+class BlockInfo(msgspec.Struct, frozen=True):
+    vintage: int
+    methodology: str
+    project: str
+
+    def passes(self, only: CerFilter) -> bool:
+        return (
+            (not only.vintages or self.vintage in only.vintages)
+            and (not only.methodologies or self.methodology in only.methodologies)
+            and (not only.projects or self.project in only.projects)
+        )
+
+
+class _Sell:
+    __slots__ = ("account_id", "by_block")
+
+    def __init__(self, account_id: int, by_block: dict[str, int]) -> None:
+        self.account_id = account_id
+        self.by_block = by_block  # block -> tonnes still reserved, in delivery order
+
+
+class _Buy:
+    __slots__ = ("account_id", "fen")
+
+    def __init__(self, account_id: int, fen: int) -> None:
+        self.account_id = account_id
+        self.fen = fen
+
+
+class RiskView:
+    def __init__(self, blocks: dict[str, BlockInfo]) -> None:
+        self._blocks = blocks
+        self._order = sorted(blocks, key=lambda b: (blocks[b].vintage, b))
+        self._rank = {block: rank for rank, block in enumerate(self._order)}
+        self._cash: defaultdict[int, int] = defaultdict(int)
+        self._free: defaultdict[int, dict[str, int]] = defaultdict(dict)
+        self._sells: dict[int, _Sell] = {}
+        self._buys: dict[int, _Buy] = {}
+
+    @classmethod
+    async def load(cls, conn: Connection) -> RiskView:
+        """The view of the ledger as it stands: free tonnes, available cash and open locks."""
+        blocks = {
+            row[0]: BlockInfo(row[1], row[2], row[3])
+            for row in await conn.fetch(
+                "SELECT b.block_id, b.vintage, p.methodology, b.project"
+                " FROM blocks b JOIN projects p ON p.code = b.project"
+            )
+        }
+        view = cls(blocks)
+        for account_id, fen in await conn.fetch(
+            "SELECT account_id, balance_fen FROM cash_balances WHERE bucket = 'available'"
+        ):
+            view.credit_cash(account_id, fen)
+        for account_id, block_id, tonnes in await conn.fetch(
+            "SELECT account_id, block_id, sum(last_serial - first_serial + 1)::bigint FROM holdings"
+            " WHERE state = 'free' GROUP BY 1, 2"
+        ):
+            view.credit_tonnes(account_id, block_id, tonnes)
+        sells: defaultdict[int, dict[str, int]] = defaultdict(dict)
+        owners: dict[int, int] = {}
+        for order_id, account_id, block_id, tonnes in await conn.fetch(
+            "SELECT h.order_id, h.account_id, h.block_id, sum(h.last_serial - h.first_serial + 1)"
+            "::bigint FROM holdings h JOIN blocks b USING (block_id) WHERE h.state = 'locked'"
+            " GROUP BY 1, 2, 3, b.vintage ORDER BY 1, b.vintage, 3"
+        ):
+            sells[order_id][block_id] = tonnes
+            owners[order_id] = account_id
+        for order_id, by_block in sells.items():
+            view._sells[order_id] = _Sell(owners[order_id], by_block)
+        for order_id, account_id, fen in await conn.fetch(
+            "SELECT order_id, account_id, remaining_fen FROM cash_locks WHERE remaining_fen > 0"
+        ):
+            view._buys[order_id] = _Buy(account_id, fen)
+        return view
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def available_fen(self, account_id: int) -> int:
+        return self._cash[account_id]
+
+    def free_t(self, account_id: int, only: CerFilter = ANY_CER) -> int:
+        return sum(
+            tonnes
+            for block, tonnes in self._free[account_id].items()
+            if self._blocks[block].passes(only)
+        )
+
+    def free_by_block(self, account_id: int) -> dict[str, int]:
+        return {block: t for block, t in self._free[account_id].items() if t}
+
+    def reserved_by_block(self, order_id: int) -> dict[str, int]:
+        sell = self._sells.get(order_id)
+        return {block: t for block, t in sell.by_block.items() if t} if sell else {}
+
+    def reserved(self, order_id: int) -> tuple[int, int]:
+        """(tonnes, fen) still reserved for an order."""
+        sell, buy = self._sells.get(order_id), self._buys.get(order_id)
+        return (sum(sell.by_block.values()) if sell else 0, buy.fen if buy else 0)
+
+    # -- changes -------------------------------------------------------------------------------
+
+    def add_block(self, block_id: str, info: BlockInfo) -> None:
+        self._blocks[block_id] = info
+        self._order = sorted(self._blocks, key=lambda b: (self._blocks[b].vintage, b))
+        self._rank = {block: rank for rank, block in enumerate(self._order)}
+
+    def credit_cash(self, account_id: int, fen: int) -> None:
+        self._cash[account_id] += fen
+
+    def credit_tonnes(self, account_id: int, block_id: str, tonnes: int) -> None:
+        free = self._free[account_id]
+        free[block_id] = free.get(block_id, 0) + tonnes
+
+    def reserve_buy(self, order_id: int, account_id: int, fen: int) -> None:
+        if self._cash[account_id] < fen:
+            raise LedgerError(
+                ErrorCode.INSUFFICIENT_CASH,
+                f"{fen} fen needed, {self._cash[account_id]} available",
+            )
+        self._cash[account_id] -= fen
+        self._buys[order_id] = _Buy(account_id, fen)
+
+    def reserve_sell(self, order_id: int, account_id: int, tonnes: int, only: CerFilter) -> None:
+        free = self._free[account_id]
+        eligible = sorted(
+            (b for b, t in free.items() if t and self._blocks[b].passes(only)),
+            key=self._rank.__getitem__,
+        )
+        if sum(free[b] for b in eligible) < tonnes:
+            raise LedgerError(
+                ErrorCode.INSUFFICIENT_HOLDINGS,
+                f"{tonnes} t needed, {sum(free[b] for b in eligible)} t free that qualify",
+            )
+        taken: dict[str, int] = {}
+        wanted = tonnes
+        for block in eligible:
+            size = min(free[block], wanted)
+            free[block] -= size
+            taken[block] = size
+            wanted -= size
+            if not wanted:
+                break
+        self._sells[order_id] = _Sell(account_id, taken)
+
+    def top_up_buy(self, order_id: int, fen: int) -> None:
+        buy = self._buys[order_id]
+        if self._cash[buy.account_id] < fen:
+            raise LedgerError(
+                ErrorCode.INSUFFICIENT_CASH,
+                f"{fen} fen more needed, {self._cash[buy.account_id]} available",
+            )
+        self._cash[buy.account_id] -= fen
+        buy.fen += fen
+
+    def fill(self, trade: TradeToSettle) -> None:
+        """Move a trade's tonnes and cash out of its orders' reservations, as DvP will."""
+        buyer_fee, seller_fee = fees(trade)
+        notional = trade.price_fen * trade.quantity_t
+        buy = self._buys[trade.buy_order_id]
+        buy.fen -= notional + buyer_fee
+        self._cash[trade.seller_id] += notional - seller_fee
+        sell = self._sells[trade.sell_order_id]
+        wanted = trade.quantity_t
+        for block in list(sell.by_block):
+            size = min(sell.by_block[block], wanted)
+            sell.by_block[block] -= size
+            if not sell.by_block[block]:
+                del sell.by_block[block]
+            self.credit_tonnes(trade.buyer_id, block, size)
+            wanted -= size
+            if not wanted:
+                break
+        if wanted or buy.fen < 0:
+            raise AssertionError(f"trade {trade.trade_id} exceeds its orders' reservations")
+
+    def release(self, order_id: int) -> None:
+        """Return what an order still holds; a second release finds nothing."""
+        sell = self._sells.pop(order_id, None)
+        if sell is not None:
+            for block, tonnes in sell.by_block.items():
+                self.credit_tonnes(sell.account_id, block, tonnes)
+        buy = self._buys.pop(order_id, None)
+        if buy is not None:
+            self._cash[buy.account_id] += buy.fen
