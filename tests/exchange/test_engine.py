@@ -4,7 +4,6 @@ into fresh books yields the same events, the same books and, through the ledger,
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 from collections.abc import AsyncIterator
 
@@ -12,20 +11,14 @@ import msgspec
 import pytest
 
 from exchange.engine import Engine, EngineError, OrderRequest
-from exchange.instruments import Instrument
 from exchange.journal import Journal, last_seq, read
 from exchange.ledger_feed import BatchBuilder
 from exchange.recovery import recover
 from exchange.risk import RiskView
-from matching import Event, InstrumentRules, OrderType, Side, TimeInForce, Trade
+from matching import Event, OrderType, Side, TimeInForce, Trade
 from settlement.database import Database
 from settlement.ledger import Ledger
-from settlement.values import ByQuantity, CerFilter, Methodology, Project, Role
-
-SYMBOL = "SZCER-2025"
-INSTRUMENT = Instrument(
-    1, SYMBOL, InstrumentRules(symbol=SYMBOL), 5_000, CerFilter(vintages=(2025,)), 5, 5
-)
+from tests.exchange.market import INSTRUMENT, SYMBOL, accounts, order
 
 
 class Exchange:
@@ -60,37 +53,6 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         await Ledger(database).check()
     finally:
         database.pool.terminate()  # a journal writer left running must not hold the close up
-
-
-async def accounts(ledger: Ledger, tag: str) -> tuple[list[int], list[int]]:
-    """Two sellers with 2025 and 2024 CERs; two buyers with cash."""
-    reg = (await ledger.open_account(f"{tag}r", f"{tag}-r", [Role.REGULATOR])).account_id
-    code = f"M{tag}".upper()
-    await ledger.register_methodology(f"{tag}m", reg, Methodology(code, "PV", "energy"))
-    owner = (await ledger.open_account(f"{tag}o", f"{tag}-o", [Role.PARTICIPANT])).account_id
-    await ledger.register_project(f"{tag}p", reg, Project(f"P{code}", owner, code, "Futian"))
-    for vintage in (2024, 2025):
-        await ledger.issue(
-            f"{tag}i{vintage}",
-            reg,
-            f"P{code}",
-            1_000,
-            dt.date(vintage, 1, 1),
-            dt.date(vintage, 1, 31),
-        )
-    trader = (await ledger.open_account(f"{tag}s", f"{tag}-s", [Role.TRADER])).account_id
-    await ledger.transfer(f"{tag}t", owner, trader, ByQuantity(1_000))  # 2024 first, all of it
-    await ledger.transfer(f"{tag}t2", owner, trader, ByQuantity(300))  # then 300 of 2025
-    buyers = []
-    for b in range(2):
-        buyer = (await ledger.open_account(f"{tag}b{b}", f"{tag}-b{b}", [Role.TRADER])).account_id
-        await ledger.deposit(f"{tag}d{b}", buyer, 5_000_000)
-        buyers.append(buyer)
-    return [owner, trader], buyers
-
-
-def order(cl: str, side: Side, quantity: int, price: int | None, **more: object) -> OrderRequest:
-    return OrderRequest(SYMBOL, cl, side, quantity, price, **more)  # type: ignore[arg-type]
 
 
 async def test_a_trade_reserves_settles_and_keeps_the_risk_view_true(

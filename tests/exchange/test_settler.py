@@ -1,0 +1,66 @@
+"""The settlement worker: trades reach the ledger without anyone waiting for them, `drain`
+returns once the lag is zero, and a batch the ledger refuses stops the worker, kept, with why."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from exchange.engine import Engine
+from exchange.journal import Journal
+from exchange.ledger_feed import BatchBuilder
+from exchange.recovery import recover
+from exchange.settler import Settler
+from matching import Side, Trade
+from settlement.batches import OrderLock
+from settlement.database import Database
+from settlement.errors import ErrorCode
+from settlement.ledger import Ledger
+from tests.exchange.market import INSTRUMENT, accounts, order
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    database = await Database.open(database_url, min_size=2, max_size=6)
+    try:
+        yield database
+        await Ledger(database).check()
+    finally:
+        database.pool.terminate()
+
+
+async def test_trades_settle_in_the_background(database: Database) -> None:
+    ledger, feed = Ledger(database), BatchBuilder()
+    journal = Journal(database.pool)
+    engine = Engine([INSTRUMENT], journal, feed)
+    (_, seller), (buyer, _) = await accounts(ledger, "w")
+    await recover(engine, database.pool, ledger, feed)
+    journal.start()
+    settler = Settler(ledger, feed)
+    engine.listeners.append(lambda _entry, _events: settler.wake())
+    settler.start()
+    traded = 0
+    for n in range(20):
+        await engine.new_order(seller, order(f"s{n}", Side.SELL, 5, 5_000 + n % 3))
+        _, events = await engine.new_order(buyer, order(f"b{n}", Side.BUY, 5, 5_002))
+        traded += sum(e.quantity_t for e in events if isinstance(e, Trade))
+    await settler.drain()
+    assert settler.lag == 0 and settler.error is None and settler.applied_batches >= 1
+    assert traded == 100
+    assert sum(h.quantity_t for h in await ledger.holdings(buyer)) == traded
+    await settler.close()
+    await journal.close()
+
+
+async def test_a_refused_batch_stops_the_worker_and_is_kept(database: Database) -> None:
+    ledger, feed = Ledger(database), BatchBuilder()
+    (_, seller), _ = await accounts(ledger, "x")
+    settler = Settler(ledger, feed)
+    settler.start()
+    feed.lock(OrderLock(9_000_001, seller, quantity_t=10_000))  # more than it holds
+    settler.wake()
+    await settler.drain()
+    assert settler.error is not None and settler.error.code is ErrorCode.INSUFFICIENT_HOLDINGS
+    assert settler.lag == 1
+    await settler.close()
