@@ -1,0 +1,148 @@
+"""The wire protocol: JSON frames decoded strictly into msgspec structs, and the replies.
+
+A request is `{"op": ..., "req_id": ..., "args": {...}}`; its reply is `{"req_id": ..., "ok":
+true, "result": ...}` or `{"req_id": ..., "ok": false, "error": {"code": ..., "msg": ...}}`.
+`decode` never raises: a frame that is not a request becomes a `ProtocolError` to send back, and
+the session carries on. Unknown fields are refused, not ignored, so a client's typo is an error
+it sees rather than an option silently dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from matching import OrderType, Side, StpMode, TimeInForce
+
+ClientId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9-]{1,32}$")]
+Tonnes = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
+Fen = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000_000)]
+RequestId = str | int
+
+
+class Login(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    api_key: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    timestamp_ms: int
+    nonce: str
+    signature: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{64}$")]
+
+
+class NewOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    symbol: Symbol
+    cl_ord_id: ClientId
+    side: Side
+    quantity: Tonnes
+    price: Fen | None = None
+    type: OrderType = OrderType.LIMIT
+    tif: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    stp: StpMode = StpMode.CANCEL_NEWEST
+
+
+class Cancel(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    symbol: Symbol
+    order_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    cl_ord_id: ClientId | None = None
+
+
+class CancelAll(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    symbol: Symbol
+
+
+class Subscribe(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    channels: Annotated[list[str], msgspec.Meta(min_length=1, max_length=32)]
+
+
+class Unsubscribe(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    channels: Annotated[list[str], msgspec.Meta(min_length=1, max_length=32)]
+
+
+class Ping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+Args = Login | NewOrder | Cancel | CancelAll | Subscribe | Unsubscribe | Ping
+
+OPS: dict[str, type[Args]] = {
+    "login": Login,
+    "new_order": NewOrder,
+    "cancel": Cancel,
+    "cancel_all": CancelAll,
+    "subscribe": Subscribe,
+    "unsubscribe": Unsubscribe,
+    "ping": Ping,
+}
+
+
+class _Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    op: str
+    req_id: RequestId | None = None
+    args: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+class Request(msgspec.Struct, frozen=True):
+    op: str
+    req_id: RequestId | None
+    args: Args
+
+
+class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
+    code: str
+    msg: str
+    retry_after_ms: int | None = None
+
+
+class ProtocolError(msgspec.Struct, frozen=True):
+    """A frame that is not a valid request: what to answer, and to which request id."""
+
+    req_id: RequestId | None
+    error: ErrorBody
+
+
+class Reply(msgspec.Struct, frozen=True, omit_defaults=True):
+    req_id: RequestId | None
+    ok: bool
+    result: Any = None
+    error: ErrorBody | None = None
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+_args = {op: msgspec.json.Decoder(kind) for op, kind in OPS.items()}
+_encoder = msgspec.json.Encoder()
+
+
+def decode(frame: bytes | str) -> Request | ProtocolError:
+    try:
+        envelope = _envelope.decode(frame)
+    except msgspec.ValidationError as error:
+        return ProtocolError(None, ErrorBody("MALFORMED_REQUEST", str(error)))
+    except msgspec.DecodeError as error:
+        return ProtocolError(None, ErrorBody("MALFORMED_JSON", str(error)))
+    decoder = _args.get(envelope.op)
+    if decoder is None:
+        known = ", ".join(sorted(OPS))
+        return ProtocolError(
+            envelope.req_id, ErrorBody("UNKNOWN_OP", f"no op {envelope.op!r}; ops: {known}")
+        )
+    try:
+        args = decoder.decode(envelope.args)
+    except msgspec.ValidationError as error:
+        return ProtocolError(envelope.req_id, ErrorBody("INVALID_ARGS", str(error)))
+    if isinstance(args, Cancel) and (args.order_id is None) == (args.cl_ord_id is None):
+        return ProtocolError(
+            envelope.req_id,
+            ErrorBody("INVALID_ARGS", "name the order by exactly one of order_id or cl_ord_id"),
+        )
+    return Request(envelope.op, envelope.req_id, args)
+
+
+def ok(req_id: RequestId | None, result: Any = None) -> bytes:
+    return _encoder.encode(Reply(req_id, True, result))
+
+
+def refused(
+    req_id: RequestId | None, code: str, msg: str, retry_after_ms: int | None = None
+) -> bytes:
+    return _encoder.encode(Reply(req_id, False, error=ErrorBody(code, msg, retry_after_ms)))
