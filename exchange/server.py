@@ -1,0 +1,155 @@
+"""The WebSocket endpoint: sessions that log in, place and cancel orders, and hear their fills.
+
+Each session has one bounded send queue and one task draining it, so replies and execution
+reports leave in the order they were made, and a client that stops reading fills only its own
+queue: when it is full the session is closed (1013, try again later), never the engine slowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from exchange import auth, keys, protocol
+from exchange.engine import EngineError, OrderRequest
+from exchange.errors import ErrorCode, ExchangeError
+from exchange.journal import JournalError
+from exchange.service import Exchange
+from matching import CancelAll, Event, Rejected
+
+MAX_FRAME = 16 * 1024
+SEND_QUEUE = 1_024
+EXCHANGE_KEY = web.AppKey("exchange", Exchange)
+
+
+class Session:
+    def __init__(self, ws: web.WebSocketResponse, exchange: Exchange) -> None:
+        self.ws = ws
+        self.exchange = exchange
+        self.account_id: int | None = None
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(SEND_QUEUE)
+        self._unfollow: Callable[[], None] = _nothing
+
+    def push(self, data: bytes) -> None:
+        try:
+            self.queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self._unfollow()
+            asyncio.get_running_loop().create_task(
+                self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow consumer")
+            )
+
+    async def send_forever(self) -> None:
+        while True:
+            await self.ws.send_bytes(await self.queue.get())
+
+    def close(self) -> None:
+        self._unfollow()
+
+    async def handle(self, frame: bytes | str) -> bytes:
+        request = protocol.decode(frame)
+        if isinstance(request, protocol.ProtocolError):
+            return protocol.refused(request.req_id, request.error.code, request.error.msg)
+        args, req_id = request.args, request.req_id
+        try:
+            if isinstance(args, protocol.Ping):
+                return protocol.ok(req_id, "pong")
+            if isinstance(args, protocol.Login):
+                return protocol.ok(req_id, {"account_id": await self._login(args)})
+            account_id = self.account_id
+            if account_id is None:
+                raise ExchangeError(ErrorCode.AUTH_REQUIRED, "log in first")
+            engine = self.exchange.engine
+            if isinstance(args, protocol.NewOrder):
+                order_id, events = await engine.new_order(account_id, _order_request(args))
+                return _answer(req_id, events, {"order_id": order_id})
+            if isinstance(args, protocol.Cancel):
+                target = args.order_id
+                if target is None and args.cl_ord_id is not None:
+                    target = engine.order_id_for(account_id, args.cl_ord_id)
+                if target is None:
+                    return protocol.refused(req_id, "ORDER_MUST_EXIST", "no such cl_ord_id")
+                events = await engine.cancel(account_id, args.symbol, target)
+                return _answer(req_id, events, {"order_id": target})
+            if isinstance(args, protocol.CancelAll):
+                events = await engine.operate(args.symbol, CancelAll(engine.now_ns(), account_id))
+                return _answer(req_id, events, {"cancelled": len(events) - _rejects(events)})
+            return protocol.refused(req_id, "UNSUPPORTED_OP", f"{request.op} is not served yet")
+        except (ExchangeError, EngineError) as error:
+            return protocol.refused(req_id, str(error.code), error.message)
+        except JournalError as error:
+            return protocol.refused(req_id, "JOURNAL_UNAVAILABLE", str(error), 1_000)
+
+    async def _login(self, args: protocol.Login) -> int:
+        async with self.exchange.database.pool.acquire() as conn:
+            key = await keys.find(conn, args.api_key)
+        if key is None:
+            raise ExchangeError(ErrorCode.AUTH_UNKNOWN_KEY, "no such API key")
+        auth.verify(key.secret, args.timestamp_ms, args.nonce, key.key_id, args.signature)
+        self.exchange.nonces.admit(key.key_id, args.timestamp_ms, args.nonce, _now_ms())
+        self._unfollow()
+        self.account_id = key.account_id
+        self._unfollow = self.exchange.follow(key.account_id, self.push)
+        return key.account_id
+
+
+def _nothing() -> None:
+    pass
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _order_request(args: protocol.NewOrder) -> OrderRequest:
+    return OrderRequest(
+        args.symbol,
+        args.cl_ord_id,
+        args.side,
+        args.quantity,
+        args.price,
+        args.type,
+        args.tif,
+        args.post_only,
+        args.stp,
+    )
+
+
+def _rejects(events: list[Event]) -> int:
+    return sum(isinstance(event, Rejected) for event in events)
+
+
+def _answer(req_id: protocol.RequestId | None, events: list[Event], result: object) -> bytes:
+    """The reply to an order command: refused with the book's code if the book refused it."""
+    for event in events:
+        if isinstance(event, Rejected):
+            return protocol.refused(req_id, event.code.value, "refused by the book")
+    return protocol.ok(req_id, result)
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=30)
+    await ws.prepare(request)
+    session = Session(ws, request.app[EXCHANGE_KEY])
+    sender = asyncio.create_task(session.send_forever())
+    try:
+        async for message in ws:
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                session.push(await session.handle(message.data))
+    finally:
+        session.close()
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+            await sender
+    return ws
+
+
+def build_app(exchange: Exchange) -> web.Application:
+    app = web.Application()
+    app[EXCHANGE_KEY] = exchange
+    app.router.add_get("/ws", websocket)
+    return app

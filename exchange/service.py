@@ -1,0 +1,64 @@
+"""The running exchange: the sequencer with its journal, risk view, settlement worker and
+execution reports, recovered from the database and wired together."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+
+import msgspec
+
+from exchange.auth import NonceGuard
+from exchange.engine import Engine
+from exchange.instruments import Instrument
+from exchange.journal import Entry, Journal
+from exchange.ledger_feed import BatchBuilder
+from exchange.recovery import recover
+from exchange.reports import Reports
+from exchange.settler import Settler
+from matching import Event
+from settlement.database import Database
+from settlement.ledger import Ledger
+
+Push = Callable[[bytes], None]
+
+
+class Exchange:
+    def __init__(self, database: Database, instruments: list[Instrument]) -> None:
+        self.database = database
+        self.ledger = Ledger(database)
+        self.feed = BatchBuilder()
+        self.journal = Journal(database.pool)
+        self.engine = Engine(instruments, self.journal, self.feed)
+        self.settler = Settler(self.ledger, self.feed)
+        self.nonces = NonceGuard()
+        self.reports = Reports()
+        self._subscribers: defaultdict[int, set[Push]] = defaultdict(set)
+
+    @classmethod
+    async def open(cls, database: Database, instruments: list[Instrument]) -> Exchange:
+        exchange = cls(database, instruments)
+        await recover(exchange.engine, database.pool, exchange.ledger, exchange.feed)
+        exchange.journal.start()
+        exchange.settler.start()
+        exchange.engine.listeners.append(exchange._on_events)
+        return exchange
+
+    async def close(self) -> None:
+        await self.journal.close()
+        await asyncio.wait_for(self.settler.close(), timeout=30)
+
+    def follow(self, account_id: int, push: Push) -> Callable[[], None]:
+        """Send `push` the account's execution reports; returns how to stop."""
+        self._subscribers[account_id].add(push)
+        return lambda: self._subscribers[account_id].discard(push)
+
+    def _on_events(self, entry: Entry, events: list[Event]) -> None:
+        self.settler.wake()
+        for account_id, report in self.reports.of(entry, events):
+            for push in list(self._subscribers.get(account_id, ())):
+                push(_encode(report))
+
+
+_encode = msgspec.json.Encoder().encode

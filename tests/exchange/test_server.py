@@ -1,0 +1,202 @@
+"""The WebSocket endpoint end to end: a real server on loopback, real WebSocket clients, the
+real journal and ledger. Login is signed and not replayable; orders trade and both owners hear
+their fills; bad frames get error replies and the session lives; other accounts' orders are out
+of reach; an oversized frame closes the session with 1009."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+from aiohttp.test_utils import TestServer
+
+from exchange import keys
+from exchange.auth import sign
+from exchange.server import MAX_FRAME, build_app
+from exchange.service import Exchange
+from settlement.database import Database
+from settlement.ledger import Ledger
+from tests.exchange.market import INSTRUMENT, SYMBOL, accounts
+
+_nonces = itertools.count(10_000_000)
+
+
+Market = tuple[list[int], list[int]]
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    database = await Database.open(database_url, min_size=2, max_size=8)
+    try:
+        yield database
+        await Ledger(database).check()
+    finally:
+        database.pool.terminate()
+
+
+@pytest.fixture
+async def market(database: Database) -> Market:
+    """Sellers and buyers made before the exchange opens, so its risk view starts with them."""
+    return await accounts(Ledger(database), f"w{next(_nonces)}")
+
+
+@pytest.fixture
+async def exchange(database: Database, market: Market) -> AsyncIterator[Exchange]:
+    exchange = await Exchange.open(database, [INSTRUMENT])
+    yield exchange
+    await exchange.close()
+
+
+@pytest.fixture
+async def server(exchange: Exchange) -> AsyncIterator[TestServer]:
+    server = TestServer(build_app(exchange), host="127.0.0.1")
+    await server.start_server()
+    yield server
+    await server.close()
+
+
+class Client:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.ids = itertools.count(1)
+        self.reports: list[dict[str, Any]] = []
+
+    async def call(self, op: str, **args: object) -> dict[str, Any]:
+        req_id = next(self.ids)
+        await self.ws.send_str(
+            msgspec.json.encode({"op": op, "req_id": req_id, "args": args}).decode()
+        )
+        return await self.reply(req_id)
+
+    async def reply(self, req_id: object) -> dict[str, Any]:
+        while True:
+            message = await self.ws.receive(timeout=10)
+            assert message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT), message
+            body: dict[str, Any] = msgspec.json.decode(message.data)
+            if body.get("type") == "execution":
+                self.reports.append(body)
+            elif body.get("req_id") == req_id:
+                return body
+
+    async def login(self, key: keys.ApiKey, **override: object) -> dict[str, Any]:
+        ts, nonce = time.time_ns() // 1_000_000, f"nonce-{next(_nonces)}"
+        args: dict[str, object] = {
+            "api_key": key.key_id,
+            "timestamp_ms": ts,
+            "nonce": nonce,
+            "signature": sign(key.secret, ts, nonce, key.key_id),
+        }
+        args.update(override)
+        return await self.call("login", **args)
+
+
+async def connect(server: TestServer, session: aiohttp.ClientSession) -> Client:
+    return Client(await session.ws_connect(server.make_url("/ws")))
+
+
+async def make_key(exchange: Exchange, account_id: int) -> keys.ApiKey:
+    async with exchange.database.pool.acquire() as conn:
+        return await keys.create(conn, account_id)
+
+
+async def test_login_is_signed_fresh_and_not_replayable(
+    exchange: Exchange, server: TestServer, market: Market
+) -> None:
+    (_, trader), _ = market
+    key = await make_key(exchange, trader)
+    async with aiohttp.ClientSession() as http:
+        client = await connect(server, http)
+        early = await client.call("cancel_all", symbol=SYMBOL)
+        assert early["error"]["code"] == "AUTH_REQUIRED"
+        assert (await client.login(key, signature="0" * 64))["error"]["code"] == (
+            "AUTH_BAD_SIGNATURE"
+        )
+        stale_ts = time.time_ns() // 1_000_000 - 60_000
+        stale = await client.login(
+            key,
+            timestamp_ms=stale_ts,
+            nonce="nonce-stale1",
+            signature=sign(key.secret, stale_ts, "nonce-stale1", key.key_id),
+        )
+        assert stale["error"]["code"] == "AUTH_STALE_TIMESTAMP"
+        unknown = await client.login(keys.ApiKey("k-nosuch", trader, key.secret))
+        assert unknown["error"]["code"] == "AUTH_UNKNOWN_KEY"
+        ts = time.time_ns() // 1_000_000
+        signed = {
+            "timestamp_ms": ts,
+            "nonce": "nonce-once-1",
+            "signature": sign(key.secret, ts, "nonce-once-1", key.key_id),
+        }
+        assert (await client.login(key, **signed)) == {
+            "req_id": 5,
+            "ok": True,
+            "result": {"account_id": trader},
+        }
+        replayed = await (await connect(server, http)).login(key, **signed)
+        assert replayed["error"]["code"] == "AUTH_NONCE_REUSED"
+
+
+async def test_orders_trade_and_both_owners_hear_their_fills(
+    exchange: Exchange, server: TestServer, market: Market
+) -> None:
+    (_, seller), (buyer, _) = market
+    async with aiohttp.ClientSession() as http:
+        sell_client, buy_client = await connect(server, http), await connect(server, http)
+        await sell_client.login(await make_key(exchange, seller))
+        await buy_client.login(await make_key(exchange, buyer))
+        placed = await sell_client.call(
+            "new_order", symbol=SYMBOL, cl_ord_id="s-1", side="sell", quantity=30, price=5_005
+        )
+        assert placed["ok"], placed
+        bought = await buy_client.call(
+            "new_order", symbol=SYMBOL, cl_ord_id="b-1", side="buy", quantity=10, price=5_010
+        )
+        assert bought["ok"], bought
+        fill = buy_client.reports[-1]
+        assert (fill["status"], fill["last_qty"], fill["last_price"], fill["cl_ord_id"]) == (
+            "filled",
+            10,
+            5_005,
+            "b-1",
+        )
+        await sell_client.call("ping")  # the seller's report was queued before this reply
+        seller_fill = sell_client.reports[-1]
+        assert (seller_fill["status"], seller_fill["cum_qty"], seller_fill["leaves_qty"]) == (
+            "partially_filled",
+            10,
+            20,
+        )
+        for report in sell_client.reports + buy_client.reports:
+            assert report["quantity"] == report["cum_qty"] + report["leaves_qty"] or (
+                report["status"] == "cancelled"
+            )
+        # the buyer cannot touch the seller's order
+        theirs = await buy_client.call(
+            "cancel", symbol=SYMBOL, order_id=placed["result"]["order_id"]
+        )
+        assert theirs["error"]["code"] == "ORDER_MUST_BELONG_TO_ACCOUNT"
+        mine = await sell_client.call("cancel", symbol=SYMBOL, cl_ord_id="s-1")
+        assert mine["ok"] and sell_client.reports[-1]["status"] == "cancelled"
+    await exchange.settler.drain()
+    held = await exchange.ledger.holdings(buyer)
+    assert sum(h.quantity_t for h in held) == 10
+
+
+async def test_bad_frames_are_answered_and_the_session_lives(
+    exchange: Exchange, server: TestServer
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        client = await connect(server, http)
+        await client.ws.send_str("{not json")
+        assert (await client.reply(None))["error"]["code"] == "MALFORMED_JSON"
+        await client.ws.send_str('{"op": "fly", "req_id": "x"}')
+        assert (await client.reply("x"))["error"]["code"] == "UNKNOWN_OP"
+        assert (await client.call("ping"))["result"] == "pong"
+        await client.ws.send_str("x" * (MAX_FRAME + 1))
+        closed = await client.ws.receive(timeout=10)
+        assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == 1009
