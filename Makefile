@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m bench.demo
+	$(PY) -m exchange serve --demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -6,6 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from matching import InstrumentRules
+from settlement.connection import Connection
 from settlement.values import ANY_CER, CerFilter
 
 TRADE_ID_BITS = 40
@@ -27,3 +28,24 @@ class Instrument(msgspec.Struct, frozen=True):
         2199023255559
         """
         return (self.instrument_id << TRADE_ID_BITS) | book_trade_id
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Instrument).decode
+
+
+async def list_instrument(conn: Connection, instrument: Instrument) -> bool:
+    """List `instrument`; False if its symbol is listed already (the listing stands)."""
+    listed = await conn.fetchval(
+        "INSERT INTO instruments (symbol, instrument_id, spec) VALUES ($1, $2, $3)"
+        " ON CONFLICT (symbol) DO NOTHING RETURNING symbol",
+        instrument.symbol,
+        instrument.instrument_id,
+        _encode(instrument),
+    )
+    return listed is not None
+
+
+async def listed(conn: Connection) -> list[Instrument]:
+    rows = await conn.fetch("SELECT spec FROM instruments ORDER BY instrument_id")
+    return [_decode(row[0]) for row in rows]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 
@@ -19,7 +20,9 @@ from exchange.engine import EngineError, OrderRequest
 from exchange.errors import ErrorCode, ExchangeError
 from exchange.journal import JournalError
 from exchange.service import Exchange
-from matching import CancelAll, Event, Rejected
+from matching import CancelAll, Cancelled, Event, Rejected
+
+log = logging.getLogger(__name__)
 
 MAX_FRAME = 16 * 1024
 SEND_QUEUE = 1_024
@@ -63,26 +66,38 @@ class Session:
             account_id = self.account_id
             if account_id is None:
                 raise ExchangeError(ErrorCode.AUTH_REQUIRED, "log in first")
-            engine = self.exchange.engine
-            if isinstance(args, protocol.NewOrder):
-                order_id, events = await engine.new_order(account_id, _order_request(args))
-                return _answer(req_id, events, {"order_id": order_id})
-            if isinstance(args, protocol.Cancel):
-                target = args.order_id
-                if target is None and args.cl_ord_id is not None:
-                    target = engine.order_id_for(account_id, args.cl_ord_id)
-                if target is None:
-                    return protocol.refused(req_id, "ORDER_MUST_EXIST", "no such cl_ord_id")
-                events = await engine.cancel(account_id, args.symbol, target)
-                return _answer(req_id, events, {"order_id": target})
-            if isinstance(args, protocol.CancelAll):
-                events = await engine.operate(args.symbol, CancelAll(engine.now_ns(), account_id))
-                return _answer(req_id, events, {"cancelled": len(events) - _rejects(events)})
-            return protocol.refused(req_id, "UNSUPPORTED_OP", f"{request.op} is not served yet")
+            return await self._trade(req_id, account_id, args)
         except (ExchangeError, EngineError) as error:
             return protocol.refused(req_id, str(error.code), error.message)
         except JournalError as error:
             return protocol.refused(req_id, "JOURNAL_UNAVAILABLE", str(error), 1_000)
+        except Exception:
+            log.exception("request %r failed", request.op)
+            return protocol.refused(req_id, "INTERNAL_ERROR", "the exchange could not serve this")
+
+    async def _trade(
+        self, req_id: protocol.RequestId | None, account_id: int, args: protocol.Args
+    ) -> bytes:
+        engine = self.exchange.engine
+        if isinstance(args, protocol.NewOrder):
+            order_id, events = await engine.new_order(account_id, _order_request(args))
+            return _answer(req_id, events, {"order_id": order_id})
+        if isinstance(args, protocol.Cancel):
+            target = args.order_id
+            if target is None and args.cl_ord_id is not None:
+                target = engine.order_id_for(account_id, args.cl_ord_id)
+            if target is None:
+                return protocol.refused(req_id, "ORDER_MUST_EXIST", "no such cl_ord_id")
+            events = await engine.cancel(account_id, args.symbol, target)
+            return _answer(req_id, events, {"order_id": target})
+        if isinstance(args, protocol.CancelAll):
+            events = await engine.operate(args.symbol, CancelAll(engine.now_ns(), account_id))
+            return _answer(
+                req_id, events, {"cancelled": sum(isinstance(e, Cancelled) for e in events)}
+            )
+        return protocol.refused(
+            req_id, "UNSUPPORTED_OP", f"{type(args).__name__} is not served yet"
+        )
 
     async def _login(self, args: protocol.Login) -> int:
         async with self.exchange.database.pool.acquire() as conn:
@@ -117,10 +132,6 @@ def _order_request(args: protocol.NewOrder) -> OrderRequest:
         args.post_only,
         args.stp,
     )
-
-
-def _rejects(events: list[Event]) -> int:
-    return sum(isinstance(event, Rejected) for event in events)
 
 
 def _answer(req_id: protocol.RequestId | None, events: list[Event], result: object) -> bytes:

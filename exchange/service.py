@@ -39,10 +39,11 @@ class Exchange:
     @classmethod
     async def open(cls, database: Database, instruments: list[Instrument]) -> Exchange:
         exchange = cls(database, instruments)
+        # listening from the first replayed entry: the reports' memory of orders is rebuilt too
+        exchange.engine.listeners.append(exchange._on_events)
         await recover(exchange.engine, database.pool, exchange.ledger, exchange.feed)
         exchange.journal.start()
         exchange.settler.start()
-        exchange.engine.listeners.append(exchange._on_events)
         return exchange
 
     async def close(self) -> None:

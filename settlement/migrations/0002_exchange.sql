@@ -28,3 +28,12 @@ CREATE TABLE book_snapshots (
     taken_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (symbol, seq)
 );
+
+-- Instruments as the operator listed them: the spec is the msgpack-encoded
+-- exchange.instruments.Instrument (rules, eligibility, fees, reference price).
+CREATE TABLE instruments (
+    symbol text PRIMARY KEY,
+    instrument_id int NOT NULL UNIQUE CHECK (instrument_id > 0),
+    spec bytea NOT NULL,
+    listed_at timestamptz NOT NULL DEFAULT now()
+);

@@ -200,3 +200,26 @@ async def test_bad_frames_are_answered_and_the_session_lives(
         await client.ws.send_str("x" * (MAX_FRAME + 1))
         closed = await client.ws.receive(timeout=10)
         assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == 1009
+
+
+async def test_cancel_all_cancels_only_the_callers_orders(
+    exchange: Exchange, server: TestServer, market: Market
+) -> None:
+    (_, seller), (buyer, _) = market
+    async with aiohttp.ClientSession() as http:
+        mine, theirs = await connect(server, http), await connect(server, http)
+        await mine.login(await make_key(exchange, buyer))
+        await theirs.login(await make_key(exchange, seller))
+        for n, price in enumerate((4_990, 4_991)):
+            placed = await mine.call(
+                "new_order", symbol=SYMBOL, cl_ord_id=f"m{n}", side="buy", quantity=2, price=price
+            )
+            assert placed["ok"], placed
+        other = await theirs.call(
+            "new_order", symbol=SYMBOL, cl_ord_id="t0", side="sell", quantity=2, price=5_050
+        )
+        assert other["ok"], other
+        assert (await mine.call("cancel_all", symbol=SYMBOL))["result"] == {"cancelled": 2}
+        again = await mine.call("cancel_all", symbol=SYMBOL)
+        assert again["error"]["code"] == "ORDER_MUST_EXIST"
+        assert (await theirs.call("cancel", symbol=SYMBOL, cl_ord_id="t0"))["ok"]

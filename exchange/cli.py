@@ -1,0 +1,90 @@
+"""`cerx`: the exchange's command line.
+
+    cerx serve [--host 127.0.0.1] [--port 8080] [--data-dir var] [--database-url URL] [--demo]
+
+Without `--database-url` (or `$CERX_DATABASE_URL`) the data lives in an embedded PostgreSQL under
+DATA_DIR/pg. `--demo` first creates a small demo market (see exchange/demo.py) and prints the
+traders' API keys. The server stops cleanly on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from exchange import demo
+from exchange.instruments import listed
+from exchange.server import build_app
+from exchange.service import Exchange
+from settlement.database import DATABASE_URL_VARIABLE, DEFAULT_DATA_DIR, Database
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cerx", description="The CERX exchange.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the exchange")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (8080; 0: any)")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"where the embedded PostgreSQL keeps its data ({DEFAULT_DATA_DIR}/pg)",
+    )
+    serve.add_argument(
+        "--database-url", help=f"an external PostgreSQL instead (default: ${DATABASE_URL_VARIABLE})"
+    )
+    serve.add_argument("--demo", action="store_true", help="create and use a small demo market")
+    return parser.parse_args(argv)
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    say("starting   the database" + ("" if args.database_url else f" (data in {args.data_dir})"))
+    database = await Database.open(args.database_url, data_dir=args.data_dir)
+    try:
+        where = f"embedded, {args.data_dir / 'pg'}" if database.embedded else "server"
+        say(f"database   {where}")
+        demo_keys = await demo.seed(database) if args.demo else []
+        async with database.pool.acquire() as conn:
+            instruments = await listed(conn)
+        if not instruments:
+            say("warning    no instruments are listed yet (start with --demo for a demo market)")
+        exchange = await Exchange.open(database, instruments)
+        runner = web.AppRunner(build_app(exchange), handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, args.host, args.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        say(f"instruments {', '.join(i.symbol for i in instruments) or 'none'}")
+        for key in demo_keys:
+            say(
+                f"demo key   {key.trader:<6} account {key.account_id}  key {key.key_id}"
+                f"  secret {key.secret_hex}"
+            )
+        say(f"listening  ws://{host}:{port}/ws   (Ctrl-C to stop)")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        say("stopping   sessions, journal, settlement")
+        await runner.cleanup()
+        await exchange.close()
+        say("stopped")
+        return 0
+    finally:
+        await database.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    return asyncio.run(serve(args))
