@@ -94,6 +94,7 @@ class Engine:
         last_seq: int = 0,
         last_order_id: int = 0,
         clock: Callable[[], int] = time.time_ns,
+        on_match: Callable[[float], None] | None = None,
     ) -> None:
         self.instruments = {i.symbol: i for i in instruments}
         self.books = {i.symbol: OrderBook(i.rules, i.reference_price_fen) for i in instruments}
@@ -104,6 +105,7 @@ class Engine:
         self._seq = last_seq
         self._order_ids = last_order_id
         self._clock = clock
+        self._on_match = on_match  # told how long each book.submit took, for metrics
         self._last_ts = 0
         self._orders: dict[int, _Order] = {}
         self._by_cl_ord: dict[tuple[int, str], tuple[NewOrder, str, int]] = {}
@@ -266,7 +268,10 @@ class Engine:
 
     def _apply(self, entry: Entry) -> list[Event]:
         instrument = self.instruments[entry.symbol]
+        started = time.perf_counter()
         events = self.books[entry.symbol].submit(entry.command)
+        if self._on_match is not None:
+            self._on_match(time.perf_counter() - started)
         finished: list[int] = []
         for event in events:
             if isinstance(event, Accepted):

@@ -138,11 +138,15 @@ def decode(frame: bytes | str) -> Request | ProtocolError:
     return Request(envelope.op, envelope.req_id, args)
 
 
-def ok(req_id: RequestId | None, result: Any = None) -> bytes:
-    return _encoder.encode(Reply(req_id, True, result))
+def ok(req_id: RequestId | None, result: Any = None) -> Reply:
+    return Reply(req_id, True, result)
 
 
 def refused(
     req_id: RequestId | None, code: str, msg: str, retry_after_ms: int | None = None
-) -> bytes:
-    return _encoder.encode(Reply(req_id, False, error=ErrorBody(code, msg, retry_after_ms)))
+) -> Reply:
+    return Reply(req_id, False, error=ErrorBody(code, msg, retry_after_ms))
+
+
+def encode(reply: Reply) -> bytes:
+    return _encoder.encode(reply)

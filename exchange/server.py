@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from exchange import auth, keys, protocol
 from exchange.engine import EngineError, OrderRequest
@@ -35,12 +36,15 @@ class Session:
         self.exchange = exchange
         self.account_id: int | None = None
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(SEND_QUEUE)
+        exchange.queues.add(self.queue)
+        exchange.metrics.connections.inc()
         self._unfollow: Callable[[], None] = _nothing
 
     def push(self, data: bytes) -> None:
         try:
             self.queue.put_nowait(data)
         except asyncio.QueueFull:
+            self.exchange.metrics.slow_consumers.inc()
             self._unfollow()
             asyncio.get_running_loop().create_task(
                 self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow consumer")
@@ -52,11 +56,22 @@ class Session:
 
     def close(self) -> None:
         self._unfollow()
+        self.exchange.queues.discard(self.queue)
+        self.exchange.metrics.connections.dec()
 
     async def handle(self, frame: bytes | str) -> bytes:
         request = protocol.decode(frame)
         if isinstance(request, protocol.ProtocolError):
-            return protocol.refused(request.req_id, request.error.code, request.error.msg)
+            op = "?"
+            reply = protocol.refused(request.req_id, request.error.code, request.error.msg)
+        else:
+            op = request.op
+            reply = await self._serve(request)
+        outcome = "ok" if reply.error is None else reply.error.code
+        self.exchange.metrics.requests.labels(op, outcome).inc()
+        return protocol.encode(reply)
+
+    async def _serve(self, request: protocol.Request) -> protocol.Reply:
         args, req_id = request.args, request.req_id
         try:
             if isinstance(args, protocol.Ping):
@@ -77,7 +92,7 @@ class Session:
 
     async def _trade(
         self, req_id: protocol.RequestId | None, account_id: int, args: protocol.Args
-    ) -> bytes:
+    ) -> protocol.Reply:
         engine = self.exchange.engine
         if isinstance(args, protocol.NewOrder):
             order_id, events = await engine.new_order(account_id, _order_request(args))
@@ -134,7 +149,9 @@ def _order_request(args: protocol.NewOrder) -> OrderRequest:
     )
 
 
-def _answer(req_id: protocol.RequestId | None, events: list[Event], result: object) -> bytes:
+def _answer(
+    req_id: protocol.RequestId | None, events: list[Event], result: object
+) -> protocol.Reply:
     """The reply to an order command: refused with the book's code if the book refused it."""
     for event in events:
         if isinstance(event, Rejected):
@@ -159,8 +176,14 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[EXCHANGE_KEY].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 def build_app(exchange: Exchange) -> web.Application:
     app = web.Application()
     app[EXCHANGE_KEY] = exchange
     app.router.add_get("/ws", websocket)
+    app.router.add_get("/metrics", metrics)
     return app

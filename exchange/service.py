@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable
+from typing import get_args
 
 import msgspec
 
@@ -14,10 +15,11 @@ from exchange.engine import Engine
 from exchange.instruments import Instrument
 from exchange.journal import Entry, Journal
 from exchange.ledger_feed import BatchBuilder
+from exchange.metrics import Metrics
 from exchange.recovery import recover
 from exchange.reports import Reports
 from exchange.settler import Settler
-from matching import Event
+from matching import Event, Rejected
 from settlement.database import Database
 from settlement.ledger import Ledger
 
@@ -27,11 +29,18 @@ Push = Callable[[bytes], None]
 class Exchange:
     def __init__(self, database: Database, instruments: list[Instrument]) -> None:
         self.database = database
+        self.metrics = metrics = Metrics()
         self.ledger = Ledger(database)
         self.feed = BatchBuilder()
-        self.journal = Journal(database.pool)
-        self.engine = Engine(instruments, self.journal, self.feed)
-        self.settler = Settler(self.ledger, self.feed)
+        self.journal = Journal(database.pool, on_commit=metrics.journal_written)
+        self.engine = Engine(
+            instruments, self.journal, self.feed, on_match=metrics.match_seconds.observe
+        )
+        self.settler = Settler(
+            self.ledger, self.feed, lambda _b, seconds: metrics.settlement_seconds.observe(seconds)
+        )
+        self.queues: set[asyncio.Queue[bytes]] = set()  # every session's send queue
+        metrics.track(lambda: self.settler.lag, lambda: sum(q.qsize() for q in self.queues))
         self.nonces = NonceGuard()
         self.reports = Reports()
         self._subscribers: defaultdict[int, set[Push]] = defaultdict(set)
@@ -57,9 +66,15 @@ class Exchange:
 
     def _on_events(self, entry: Entry, events: list[Event]) -> None:
         self.settler.wake()
+        counted = self.metrics.book_events
+        for event in events:
+            counted.labels(
+                event.code.value if isinstance(event, Rejected) else _KINDS[type(event)]
+            ).inc()
         for account_id, report in self.reports.of(entry, events):
             for push in list(self._subscribers.get(account_id, ())):
                 push(_encode(report))
 
 
 _encode = msgspec.json.Encoder().encode
+_KINDS = {kind: kind.__struct_config__.tag for kind in get_args(Event)}

@@ -19,6 +19,7 @@ from exchange.protocol import (
     Request,
     Subscribe,
     decode,
+    encode,
     ok,
     refused,
 )
@@ -116,12 +117,12 @@ def test_no_frame_makes_decode_raise(raw: bytes | str) -> None:
 
 
 def test_replies_follow_the_wire_convention() -> None:
-    assert msgspec.json.decode(ok(3, {"order_id": 9})) == {
+    assert msgspec.json.decode(encode(ok(3, {"order_id": 9}))) == {
         "req_id": 3,
         "ok": True,
         "result": {"order_id": 9},
     }
-    assert msgspec.json.decode(refused("a", "INSUFFICIENT_CASH", "short", 50)) == {
+    assert msgspec.json.decode(encode(refused("a", "INSUFFICIENT_CASH", "short", 50))) == {
         "req_id": "a",
         "ok": False,
         "error": {"code": "INSUFFICIENT_CASH", "msg": "short", "retry_after_ms": 50},

@@ -19,6 +19,7 @@ from exchange import keys
 from exchange.auth import sign
 from exchange.server import MAX_FRAME, build_app
 from exchange.service import Exchange
+from settlement.batches import OrderLock
 from settlement.database import Database
 from settlement.ledger import Ledger
 from tests.exchange.market import INSTRUMENT, SYMBOL, accounts
@@ -223,3 +224,60 @@ async def test_cancel_all_cancels_only_the_callers_orders(
         again = await mine.call("cancel_all", symbol=SYMBOL)
         assert again["error"]["code"] == "ORDER_MUST_EXIST"
         assert (await theirs.call("cancel", symbol=SYMBOL, cl_ord_id="t0"))["ok"]
+
+
+async def scrape(http: aiohttp.ClientSession, server: TestServer) -> dict[str, float]:
+    async with http.get(server.make_url("/metrics")) as response:
+        assert response.status == 200
+        text = await response.text()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+async def test_metrics_count_requests_events_and_the_journal(
+    exchange: Exchange, server: TestServer, market: Market
+) -> None:
+    _, (buyer, _) = market
+    band_rejects = 'cerx_book_events_total{kind="PRICE_MUST_BE_WITHIN_BAND"}'
+    async with aiohttp.ClientSession() as http:
+        before = await scrape(http, server)  # recovery replayed the module's earlier tests
+        client = await connect(server, http)
+        await client.login(await make_key(exchange, buyer))
+        for n, price in enumerate((4_000, 4_001)):  # both outside the band [4,500, 5,500]
+            await client.call(
+                "new_order",
+                symbol=SYMBOL,
+                cl_ord_id=f"m-{n}",
+                side="buy",
+                quantity=1,
+                price=price,
+            )
+        await client.ws.send_str("{")
+        await client.reply(None)
+        after = await scrape(http, server)
+    assert after['cerx_requests_total{op="login",outcome="ok"}'] == 1
+    assert after['cerx_requests_total{op="new_order",outcome="PRICE_MUST_BE_WITHIN_BAND"}'] == 2
+    assert after['cerx_requests_total{op="?",outcome="MALFORMED_JSON"}'] == 1
+    assert after[band_rejects] - before.get(band_rejects, 0) == 2
+    assert after["cerx_match_seconds_count"] - before["cerx_match_seconds_count"] == 2
+    assert after["cerx_journal_group_entries_sum"] - before["cerx_journal_group_entries_sum"] == 2
+    assert after["cerx_connections"] == 1
+
+
+async def test_the_settlement_lag_metric_follows_the_feed(
+    exchange: Exchange, server: TestServer, market: Market
+) -> None:
+    _, (buyer, _) = market
+    await exchange.settler.drain()
+    lag = "cerx_settlement_lag_items"
+    async with aiohttp.ClientSession() as http:
+        assert (await scrape(http, server))[lag] == 0
+        exchange.feed.lock(OrderLock(987_654_321, buyer, amount_fen=100))
+        exchange.feed.release(987_654_321, buyer)
+        assert (await scrape(http, server))[lag] == 2  # not woken yet: nothing applied
+        exchange.settler.wake()
+        await exchange.settler.drain()
+        assert (await scrape(http, server))[lag] == 0
