@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import msgspec
 
+from exchange.instruments import Instrument
 from exchange.journal import Entry
 from matching import Accepted, Amended, Cancelled, Event, NewOrder, Rejected, Trade
 
@@ -37,7 +38,8 @@ class _Order:
 class Reports:
     """Turns each applied entry's events into (account, report) pairs."""
 
-    def __init__(self) -> None:
+    def __init__(self, instruments: dict[str, Instrument]) -> None:
+        self._instruments = instruments
         self._orders: dict[int, _Order] = {}
 
     def of(self, entry: Entry, events: list[Event]) -> list[tuple[int, ExecutionReport]]:
@@ -73,7 +75,7 @@ class Reports:
                                 leaves,
                                 event.quantity_t,
                                 event.price_fen,
-                                event.trade_id,
+                                self._instruments[symbol].trade_id(event.trade_id),
                             ),
                         )
                     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from exchange.service import Exchange
 from matching import CancelAll, Cancelled, Event, Rejected
 
 log = logging.getLogger(__name__)
+_session_ids = itertools.count(1)
 
 MAX_FRAME = 16 * 1024
 SEND_QUEUE = 1_024
@@ -35,17 +37,23 @@ class Session:
         self.ws = ws
         self.exchange = exchange
         self.account_id: int | None = None
+        self.id = next(_session_ids)
+        self._closing = False
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(SEND_QUEUE)
         exchange.queues.add(self.queue)
         exchange.metrics.connections.inc()
         self._unfollow: Callable[[], None] = _nothing
 
     def push(self, data: bytes) -> None:
+        if self._closing:
+            return
         try:
             self.queue.put_nowait(data)
         except asyncio.QueueFull:
+            self._closing = True
             self.exchange.metrics.slow_consumers.inc()
             self._unfollow()
+            self.exchange.market_data.drop(self.id)
             asyncio.get_running_loop().create_task(
                 self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow consumer")
             )
@@ -56,6 +64,7 @@ class Session:
 
     def close(self) -> None:
         self._unfollow()
+        self.exchange.market_data.drop(self.id)
         self.exchange.queues.discard(self.queue)
         self.exchange.metrics.connections.dec()
 
@@ -78,6 +87,8 @@ class Session:
                 return protocol.ok(req_id, "pong")
             if isinstance(args, protocol.Login):
                 return protocol.ok(req_id, {"account_id": await self._login(args)})
+            if isinstance(args, protocol.Subscribe | protocol.Unsubscribe):
+                return self._subscription(req_id, args)
             account_id = self.account_id
             if account_id is None:
                 raise ExchangeError(ErrorCode.AUTH_REQUIRED, "log in first")
@@ -113,6 +124,24 @@ class Session:
         return protocol.refused(
             req_id, "UNSUPPORTED_OP", f"{type(args).__name__} is not served yet"
         )
+
+    def _subscription(
+        self, req_id: protocol.RequestId | None, args: protocol.Subscribe | protocol.Unsubscribe
+    ) -> protocol.Reply:
+        market_data = self.exchange.market_data
+        unknown = [name for name in args.channels if market_data.channel_of(name) is None]
+        if unknown:
+            return protocol.refused(
+                req_id,
+                "UNKNOWN_CHANNEL",
+                f"no channel {unknown[0]!r}; channels are book:SYMBOL and trades:SYMBOL",
+            )
+        for name in args.channels:
+            if isinstance(args, protocol.Subscribe):
+                market_data.subscribe(name, self.id, self.push)
+            else:
+                market_data.unsubscribe(name, self.id)
+        return protocol.ok(req_id, {"channels": args.channels})
 
     async def _login(self, args: protocol.Login) -> int:
         async with self.exchange.database.pool.acquire() as conn:

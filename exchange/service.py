@@ -15,6 +15,7 @@ from exchange.engine import Engine
 from exchange.instruments import Instrument
 from exchange.journal import Entry, Journal
 from exchange.ledger_feed import BatchBuilder
+from exchange.market_data import MarketData
 from exchange.metrics import Metrics
 from exchange.recovery import recover
 from exchange.reports import Reports
@@ -39,10 +40,11 @@ class Exchange:
         self.settler = Settler(
             self.ledger, self.feed, lambda _b, seconds: metrics.settlement_seconds.observe(seconds)
         )
+        self.market_data = MarketData(self.engine.books, self.engine.instruments)
+        self.reports = Reports(self.engine.instruments)
         self.queues: set[asyncio.Queue[bytes]] = set()  # every session's send queue
         metrics.track(lambda: self.settler.lag, lambda: sum(q.qsize() for q in self.queues))
         self.nonces = NonceGuard()
-        self.reports = Reports()
         self._subscribers: defaultdict[int, set[Push]] = defaultdict(set)
 
     @classmethod
@@ -66,6 +68,7 @@ class Exchange:
 
     def _on_events(self, entry: Entry, events: list[Event]) -> None:
         self.settler.wake()
+        self.market_data.publish(entry, events)
         counted = self.metrics.book_events
         for event in events:
             counted.labels(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -281,3 +282,64 @@ async def test_the_settlement_lag_metric_follows_the_feed(
         exchange.settler.wake()
         await exchange.settler.drain()
         assert (await scrape(http, server))[lag] == 0
+
+
+async def test_market_data_snapshot_then_numbered_deltas_that_checksum(
+    exchange: Exchange, server: TestServer, market: Market
+) -> None:
+    (_, seller), (buyer, _) = market
+    async with aiohttp.ClientSession() as http:
+        watcher = await connect(server, http)
+        await watcher.ws.send_str(
+            '{"op": "subscribe", "req_id": 1, "args": {"channels": '
+            f'["book:{SYMBOL}", "trades:{SYMBOL}"]}}}}'
+        )
+        messages = [msgspec.json.decode((await watcher.ws.receive(timeout=10)).data)]
+        while messages[-1].get("req_id") != 1:
+            messages.append(msgspec.json.decode((await watcher.ws.receive(timeout=10)).data))
+        snapshot = messages[0]
+        assert snapshot["type"] == "book_snapshot"
+        book = {("buy", p): q for p, q, _ in snapshot["bids"]}
+        book |= {("sell", p): q for p, q, _ in snapshot["asks"]}
+        seq = snapshot["seq"]
+        trader, other = await connect(server, http), await connect(server, http)
+        await trader.login(await make_key(exchange, seller))
+        await other.login(await make_key(exchange, buyer))
+        for n in range(3):
+            await trader.call(
+                "new_order",
+                symbol=SYMBOL,
+                cl_ord_id=f"md{n}",
+                side="sell",
+                quantity=5,
+                price=5_020 + n,
+            )
+        await other.call(
+            "new_order", symbol=SYMBOL, cl_ord_id="mdb", side="buy", quantity=7, price=5_021
+        )
+        deltas, prints = 0, []
+        while deltas < 4 or len(prints) < 2:
+            body = msgspec.json.decode((await watcher.ws.receive(timeout=10)).data)
+            if body["type"] == "trade":
+                prints.append(body)
+                continue
+            assert body["type"] == "book" and body["seq"] == seq + 1, (body, seq)
+            seq = body["seq"]
+            deltas += 1
+            for side, price, quantity, _ in body["changes"]:
+                if quantity:
+                    book[side, price] = quantity
+                else:
+                    book.pop((side, price), None)
+            assert body["checksum"] == _checksum(book)
+        assert [(t["price"], t["quantity"]) for t in prints] == [(5_020, 5), (5_021, 2)]
+        assert prints[1]["seq"] == prints[0]["seq"] + 1
+        bad = await watcher.call("subscribe", channels=["book:NOPE"])
+        assert bad["error"]["code"] == "UNKNOWN_CHANNEL"
+
+
+def _checksum(book: dict[tuple[str, int], int]) -> int:
+    bids = sorted(((p, q) for (s, p), q in book.items() if s == "buy"), reverse=True)[:10]
+    asks = sorted((p, q) for (s, p), q in book.items() if s == "sell")[:10]
+    text = ",".join(f"b:{p}:{q}" for p, q in bids) + "|" + ",".join(f"a:{p}:{q}" for p, q in asks)
+    return zlib.crc32(text.encode())

@@ -1,0 +1,134 @@
+"""Public market data: per instrument, the L2 book (a snapshot, then deltas) and the trades.
+
+Every channel numbers its messages 1, 2, 3…; a snapshot carries the number of the last message
+before it, so the next delta is one more. Book messages carry a CRC32 of the top `CHECKSUM_LEVELS`
+levels of each side after the change, so a client that applied every delta can check it holds the
+same book; on a gap or a mismatch it subscribes again for a fresh snapshot.
+
+The checksum is `zlib.crc32` of the ASCII text `b:P:Q,b:P:Q,…|a:P:Q,…`: bids best first, then
+asks best first, each level its price in fen and quantity in tonnes.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Callable
+
+import msgspec
+
+from exchange.instruments import Instrument
+from exchange.journal import Entry
+from matching import Event, LevelChanged, OrderBook, Side, Trade
+
+CHECKSUM_LEVELS = 10
+Push = Callable[[bytes], None]
+Level = tuple[int, int, int]  # price fen, quantity t, orders
+
+
+class BookSnapshot(msgspec.Struct, frozen=True, tag="book_snapshot"):
+    channel: str
+    seq: int
+    bids: list[Level]
+    asks: list[Level]
+    checksum: int
+
+
+class BookDelta(msgspec.Struct, frozen=True, tag="book"):
+    channel: str
+    seq: int
+    changes: list[tuple[Side, int, int, int]]  # side, price, quantity (0: gone), orders
+    checksum: int
+
+
+class TradePrint(msgspec.Struct, frozen=True, tag="trade"):
+    channel: str
+    seq: int
+    trade_id: int
+    price: int
+    quantity: int
+    aggressor: Side | None
+    ts_ns: int
+
+
+def checksum(book: OrderBook) -> int:
+    bids = book.depth(Side.BUY, CHECKSUM_LEVELS)
+    asks = book.depth(Side.SELL, CHECKSUM_LEVELS)
+    text = (
+        ",".join(f"b:{p}:{q}" for p, q, _ in bids)
+        + "|"
+        + ",".join(f"a:{p}:{q}" for p, q, _ in asks)
+    )
+    return zlib.crc32(text.encode())
+
+
+class MarketData:
+    def __init__(self, books: dict[str, OrderBook], instruments: dict[str, Instrument]) -> None:
+        self._books = books
+        self._instruments = instruments
+        self._seq: defaultdict[str, int] = defaultdict(int)
+        self._subscribers: defaultdict[str, dict[int, Push]] = defaultdict(dict)
+        self._encode = msgspec.json.Encoder().encode
+
+    def channel_of(self, name: str) -> str | None:
+        """The channel named `name` if it exists (`book:SYMBOL` or `trades:SYMBOL`)."""
+        kind, _, symbol = name.partition(":")
+        return name if kind in ("book", "trades") and symbol in self._books else None
+
+    def subscribe(self, channel: str, session: int, push: Push) -> None:
+        """Add a subscriber; a book subscriber gets its snapshot first."""
+        self._subscribers[channel][session] = push
+        kind, _, symbol = channel.partition(":")
+        if kind == "book":
+            book = self._books[symbol]
+            snapshot = BookSnapshot(
+                channel,
+                self._seq[channel],
+                book.depth(Side.BUY, 1_000_000),
+                book.depth(Side.SELL, 1_000_000),
+                checksum(book),
+            )
+            push(self._encode(snapshot))
+
+    def unsubscribe(self, channel: str, session: int) -> bool:
+        return self._subscribers[channel].pop(session, None) is not None
+
+    def drop(self, session: int) -> None:
+        for subscribers in self._subscribers.values():
+            subscribers.pop(session, None)
+
+    def publish(self, entry: Entry, events: list[Event]) -> None:
+        symbol = entry.symbol
+        book_channel, trades_channel = f"book:{symbol}", f"trades:{symbol}"
+        changes = [
+            (e.side, e.price_fen, e.quantity_t, e.order_count)
+            for e in events
+            if isinstance(e, LevelChanged)
+        ]
+        if changes:
+            seq = self._seq[book_channel] = self._seq[book_channel] + 1
+            listeners = self._subscribers.get(book_channel)
+            if listeners:
+                data = self._encode(
+                    BookDelta(book_channel, seq, changes, checksum(self._books[symbol]))
+                )
+                for push in list(listeners.values()):
+                    push(data)
+        for event in events:
+            if isinstance(event, Trade):
+                seq = self._seq[trades_channel] = self._seq[trades_channel] + 1
+                listeners = self._subscribers.get(trades_channel)
+                if listeners:
+                    data = self._encode(
+                        TradePrint(
+                            trades_channel,
+                            seq,
+                            event.trade_id,
+                            event.price_fen,
+                            event.quantity_t,
+                            event.aggressor,
+                            event.ts_ns,
+                        )
+                    )
+                    for push in list(listeners.values()):
+                        push(data)
