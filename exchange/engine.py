@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from exchange.errors import ErrorCode, ExchangeError
 from exchange.instruments import Instrument
 from exchange.journal import Entry, Journal, JournalError
 from exchange.ledger_feed import BatchBuilder
@@ -59,15 +60,6 @@ class OrderRequest(msgspec.Struct, frozen=True):
     tif: TimeInForce = TimeInForce.GTC
     post_only: bool = False
     stp: StpMode = StpMode.CANCEL_NEWEST
-
-
-class EngineError(Exception):
-    """A request refused before it reached a book, with a stable code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class _Order:
@@ -124,8 +116,8 @@ class Engine:
         if known is not None:
             command, symbol, order_id = known
             if symbol != request.symbol or _request_of(command, request) != request:
-                raise EngineError(
-                    "DUPLICATE_CL_ORD_ID",
+                raise ExchangeError(
+                    ErrorCode.DUPLICATE_CL_ORD_ID,
                     f"client order id {request.cl_ord_id!r} names another order",
                 )
             return order_id, []
@@ -195,7 +187,7 @@ class Engine:
     def _instrument(self, symbol: str) -> Instrument:
         instrument = self.instruments.get(symbol)
         if instrument is None:
-            raise EngineError("UNKNOWN_INSTRUMENT", f"no instrument {symbol!r}")
+            raise ExchangeError(ErrorCode.UNKNOWN_INSTRUMENT, f"no instrument {symbol!r}")
         return instrument
 
     def _now(self) -> int:
@@ -210,7 +202,9 @@ class Engine:
     def _reserve(self, instrument: Instrument, command: NewOrder) -> tuple[int, int]:
         risk = self.risk
         if risk is None:
-            raise EngineError("EXCHANGE_NOT_READY", "the exchange is recovering; try again")
+            raise ExchangeError(
+                ErrorCode.EXCHANGE_NOT_READY, "the exchange is recovering; try again"
+            )
         if command.quantity_t <= 0:
             return 0, 0  # the book refuses it with its own code; nothing to reserve
         try:
@@ -230,12 +224,12 @@ class Engine:
             risk.reserve_buy(command.order_id, command.account_id, fen)
             return 0, fen
         except LedgerError as error:
-            raise EngineError(str(error.code), error.message) from None
+            raise ExchangeError(str(error.code), error.message) from None
 
     async def _sequence(self, entry: Entry) -> list[Event]:
         if self._broken is not None:
-            raise EngineError(
-                "EXCHANGE_HALTED", f"stopped after an internal error: {self._broken!r}"
+            raise ExchangeError(
+                ErrorCode.EXCHANGE_HALTED, f"stopped after an internal error: {self._broken!r}"
             )
         loop = asyncio.get_running_loop()
         result: asyncio.Future[list[Event]] = loop.create_future()

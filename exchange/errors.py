@@ -13,10 +13,27 @@ class ErrorCode(StrEnum):
     AUTH_BAD_SIGNATURE = "AUTH_BAD_SIGNATURE"
     AUTH_STALE_TIMESTAMP = "AUTH_STALE_TIMESTAMP"
     AUTH_NONCE_REUSED = "AUTH_NONCE_REUSED"
+    # frames
+    MALFORMED_JSON = "MALFORMED_JSON"
+    MALFORMED_REQUEST = "MALFORMED_REQUEST"
+    UNKNOWN_OP = "UNKNOWN_OP"
+    INVALID_ARGS = "INVALID_ARGS"
+    UNSUPPORTED_OP = "UNSUPPORTED_OP"
+    UNKNOWN_CHANNEL = "UNKNOWN_CHANNEL"
+    # orders
+    UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
+    DUPLICATE_CL_ORD_ID = "DUPLICATE_CL_ORD_ID"
+    # the exchange's own state
+    EXCHANGE_NOT_READY = "EXCHANGE_NOT_READY"
+    EXCHANGE_HALTED = "EXCHANGE_HALTED"
+    JOURNAL_UNAVAILABLE = "JOURNAL_UNAVAILABLE"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
 class ExchangeError(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    """A refused request. `code` is one of ours, or a ledger or book code passed through."""
+
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from exchange.errors import ErrorCode
 from matching import OrderType, Side, StpMode, TimeInForce
 
 ClientId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
@@ -117,23 +118,25 @@ def decode(frame: bytes | str) -> Request | ProtocolError:
     try:
         envelope = _envelope.decode(frame)
     except msgspec.ValidationError as error:
-        return ProtocolError(None, ErrorBody("MALFORMED_REQUEST", str(error)))
+        return ProtocolError(None, ErrorBody(ErrorCode.MALFORMED_REQUEST, str(error)))
     except msgspec.DecodeError as error:
-        return ProtocolError(None, ErrorBody("MALFORMED_JSON", str(error)))
+        return ProtocolError(None, ErrorBody(ErrorCode.MALFORMED_JSON, str(error)))
     decoder = _args.get(envelope.op)
     if decoder is None:
         known = ", ".join(sorted(OPS))
         return ProtocolError(
-            envelope.req_id, ErrorBody("UNKNOWN_OP", f"no op {envelope.op!r}; ops: {known}")
+            envelope.req_id, ErrorBody(ErrorCode.UNKNOWN_OP, f"no op {envelope.op!r}; ops: {known}")
         )
     try:
         args = decoder.decode(envelope.args)
     except msgspec.ValidationError as error:
-        return ProtocolError(envelope.req_id, ErrorBody("INVALID_ARGS", str(error)))
+        return ProtocolError(envelope.req_id, ErrorBody(ErrorCode.INVALID_ARGS, str(error)))
     if isinstance(args, Cancel) and (args.order_id is None) == (args.cl_ord_id is None):
         return ProtocolError(
             envelope.req_id,
-            ErrorBody("INVALID_ARGS", "name the order by exactly one of order_id or cl_ord_id"),
+            ErrorBody(
+                ErrorCode.INVALID_ARGS, "name the order by exactly one of order_id or cl_ord_id"
+            ),
         )
     return Request(envelope.op, envelope.req_id, args)
 

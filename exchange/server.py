@@ -18,11 +18,11 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from exchange import auth, keys, protocol
-from exchange.engine import EngineError, OrderRequest
+from exchange.engine import OrderRequest
 from exchange.errors import ErrorCode, ExchangeError
 from exchange.journal import JournalError
 from exchange.service import Exchange
-from matching import CancelAll, Cancelled, Event, Rejected
+from matching import CancelAll, Cancelled, Event, RejectCode, Rejected
 
 log = logging.getLogger(__name__)
 _session_ids = itertools.count(1)
@@ -93,13 +93,15 @@ class Session:
             if account_id is None:
                 raise ExchangeError(ErrorCode.AUTH_REQUIRED, "log in first")
             return await self._trade(req_id, account_id, args)
-        except (ExchangeError, EngineError) as error:
-            return protocol.refused(req_id, str(error.code), error.message)
+        except ExchangeError as error:
+            return protocol.refused(req_id, error.code, error.message)
         except JournalError as error:
-            return protocol.refused(req_id, "JOURNAL_UNAVAILABLE", str(error), 1_000)
+            return protocol.refused(req_id, ErrorCode.JOURNAL_UNAVAILABLE, str(error), 1_000)
         except Exception:
             log.exception("request %r failed", request.op)
-            return protocol.refused(req_id, "INTERNAL_ERROR", "the exchange could not serve this")
+            return protocol.refused(
+                req_id, ErrorCode.INTERNAL_ERROR, "the exchange could not serve this"
+            )
 
     async def _trade(
         self, req_id: protocol.RequestId | None, account_id: int, args: protocol.Args
@@ -113,7 +115,9 @@ class Session:
             if target is None and args.cl_ord_id is not None:
                 target = engine.order_id_for(account_id, args.cl_ord_id)
             if target is None:
-                return protocol.refused(req_id, "ORDER_MUST_EXIST", "no such cl_ord_id")
+                return protocol.refused(
+                    req_id, RejectCode.ORDER_MUST_EXIST.value, "no such cl_ord_id"
+                )
             events = await engine.cancel(account_id, args.symbol, target)
             return _answer(req_id, events, {"order_id": target})
         if isinstance(args, protocol.CancelAll):
@@ -122,7 +126,7 @@ class Session:
                 req_id, events, {"cancelled": sum(isinstance(e, Cancelled) for e in events)}
             )
         return protocol.refused(
-            req_id, "UNSUPPORTED_OP", f"{type(args).__name__} is not served yet"
+            req_id, ErrorCode.UNSUPPORTED_OP, f"{type(args).__name__} is not served yet"
         )
 
     def _subscription(
@@ -133,7 +137,7 @@ class Session:
         if unknown:
             return protocol.refused(
                 req_id,
-                "UNKNOWN_CHANNEL",
+                ErrorCode.UNKNOWN_CHANNEL,
                 f"no channel {unknown[0]!r}; channels are book:SYMBOL and trades:SYMBOL",
             )
         for name in args.channels:

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 
-from exchange.engine import Engine, EngineError, OrderRequest
+from exchange.engine import Engine, OrderRequest
+from exchange.errors import ExchangeError
 from exchange.journal import Journal, last_seq, read
 from exchange.ledger_feed import BatchBuilder
 from exchange.recovery import recover
@@ -63,7 +64,7 @@ async def test_a_trade_reserves_settles_and_keeps_the_risk_view_true(
     await exchange.start()
     await exchange.engine.new_order(trader, order("s1", Side.SELL, 200, 5_010))
     # only the 300 t of vintage 2025 qualify for this instrument, not the trader's 2024 ones
-    with pytest.raises(EngineError) as refused:
+    with pytest.raises(ExchangeError) as refused:
         await exchange.engine.new_order(trader, order("s2", Side.SELL, 101, 5_020))
     assert refused.value.code == "INSUFFICIENT_HOLDINGS"
     _, events = await exchange.engine.new_order(buyer, order("b1", Side.BUY, 150, 5_010))
@@ -90,7 +91,7 @@ async def test_a_client_order_id_is_never_doubled(database: Database) -> None:
     assert events
     again, repeat_events = await exchange.engine.new_order(buyer, order("x1", Side.BUY, 10, 4_900))
     assert (again, repeat_events) == (first, [])
-    with pytest.raises(EngineError) as refused:
+    with pytest.raises(ExchangeError) as refused:
         await exchange.engine.new_order(buyer, order("x1", Side.BUY, 11, 4_900))
     assert refused.value.code == "DUPLICATE_CL_ORD_ID"
     await exchange.journal.close()
@@ -102,10 +103,10 @@ async def test_a_refused_order_journals_nothing(database: Database) -> None:
     await exchange.start()
     async with database.pool.acquire() as conn:
         before = await last_seq(conn)
-    with pytest.raises(EngineError) as refused:
+    with pytest.raises(ExchangeError) as refused:
         await exchange.engine.new_order(buyer, order("big", Side.BUY, 10_000, 5_000))
     assert refused.value.code == "INSUFFICIENT_CASH"
-    with pytest.raises(EngineError) as unknown:
+    with pytest.raises(ExchangeError) as unknown:
         await exchange.engine.new_order(buyer, OrderRequest("NOPE", "z", Side.BUY, 1, 5_000))
     assert unknown.value.code == "UNKNOWN_INSTRUMENT"
     await exchange.journal.close()
@@ -145,7 +146,7 @@ async def test_replaying_the_journal_rebuilds_the_same_books_and_events(
             elif open_orders:
                 account, order_id = open_orders.pop(rng.randrange(len(open_orders)))
                 await live.engine.cancel(account, SYMBOL, order_id)
-        except EngineError:
+        except ExchangeError:
             pass
         if n % 40 == 0:
             await live.settle()
