@@ -21,6 +21,7 @@ from exchange import auth, keys, protocol
 from exchange.engine import OrderRequest
 from exchange.errors import ErrorCode, ExchangeError
 from exchange.journal import JournalError
+from exchange.limits import TokenBucket
 from exchange.service import Exchange
 from matching import CancelAll, Cancelled, Event, RejectCode, Rejected
 
@@ -38,6 +39,8 @@ class Session:
         self.exchange = exchange
         self.account_id: int | None = None
         self.id = next(_session_ids)
+        limits = exchange.limits
+        self.bucket = TokenBucket(limits.session_per_second, limits.session_burst)
         self._closing = False
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(SEND_QUEUE)
         exchange.queues.add(self.queue)
@@ -70,7 +73,15 @@ class Session:
 
     async def handle(self, frame: bytes | str) -> bytes:
         request = protocol.decode(frame)
-        if isinstance(request, protocol.ProtocolError):
+        wait_ms = self.bucket.take()
+        if not wait_ms and self.account_id is not None:
+            wait_ms = self.exchange.account_bucket(self.account_id).take()
+        if wait_ms:
+            op = "?" if isinstance(request, protocol.ProtocolError) else request.op
+            reply = protocol.refused(
+                request.req_id, ErrorCode.RATE_LIMITED, "too many requests", wait_ms
+            )
+        elif isinstance(request, protocol.ProtocolError):
             op = "?"
             reply = protocol.refused(request.req_id, request.error.code, request.error.msg)
         else:

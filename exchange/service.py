@@ -15,6 +15,7 @@ from exchange.engine import Engine
 from exchange.instruments import Instrument
 from exchange.journal import Entry, Journal
 from exchange.ledger_feed import BatchBuilder
+from exchange.limits import DEFAULT_LIMITS, Limits, TokenBucket
 from exchange.market_data import MarketData
 from exchange.metrics import Metrics
 from exchange.recovery import recover
@@ -28,8 +29,12 @@ Push = Callable[[bytes], None]
 
 
 class Exchange:
-    def __init__(self, database: Database, instruments: list[Instrument]) -> None:
+    def __init__(
+        self, database: Database, instruments: list[Instrument], limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self.database = database
+        self.limits = limits
+        self._account_buckets: dict[int, TokenBucket] = {}
         self.metrics = metrics = Metrics()
         self.ledger = Ledger(database)
         self.feed = BatchBuilder()
@@ -48,8 +53,10 @@ class Exchange:
         self._subscribers: defaultdict[int, set[Push]] = defaultdict(set)
 
     @classmethod
-    async def open(cls, database: Database, instruments: list[Instrument]) -> Exchange:
-        exchange = cls(database, instruments)
+    async def open(
+        cls, database: Database, instruments: list[Instrument], limits: Limits = DEFAULT_LIMITS
+    ) -> Exchange:
+        exchange = cls(database, instruments, limits)
         # listening from the first replayed entry: the reports' memory of orders is rebuilt too
         exchange.engine.listeners.append(exchange._on_events)
         await recover(exchange.engine, database.pool, exchange.ledger, exchange.feed)
@@ -60,6 +67,14 @@ class Exchange:
     async def close(self) -> None:
         await self.journal.close()
         await asyncio.wait_for(self.settler.close(), timeout=30)
+
+    def account_bucket(self, account_id: int) -> TokenBucket:
+        bucket = self._account_buckets.get(account_id)
+        if bucket is None:
+            limits = self.limits
+            bucket = TokenBucket(limits.account_per_second, limits.account_burst)
+            self._account_buckets[account_id] = bucket
+        return bucket
 
     def follow(self, account_id: int, push: Push) -> Callable[[], None]:
         """Send `push` the account's execution reports; returns how to stop."""

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from exchange import keys
 from exchange.auth import sign
+from exchange.limits import Limits
 from exchange.server import MAX_FRAME, build_app
 from exchange.service import Exchange
 from settlement.batches import OrderLock
@@ -343,3 +344,22 @@ def _checksum(book: dict[tuple[str, int], int]) -> int:
     asks = sorted((p, q) for (s, p), q in book.items() if s == "sell")[:10]
     text = ",".join(f"b:{p}:{q}" for p, q in bids) + "|" + ",".join(f"a:{p}:{q}" for p, q in asks)
     return zlib.crc32(text.encode())
+
+
+async def test_a_flood_is_refused_with_when_to_retry(database: Database, market: Market) -> None:
+    exchange = await Exchange.open(
+        database, [INSTRUMENT], Limits(session_per_second=1, session_burst=5)
+    )
+    server = TestServer(build_app(exchange), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            client = await connect(server, http)
+            replies = [await client.call("ping") for _ in range(8)]
+            refused = [r for r in replies if not r["ok"]]
+            assert len(refused) >= 2, replies  # 5 in the bucket; a refill takes a second
+            assert all(r["error"]["code"] == "RATE_LIMITED" for r in refused)
+            assert all(1 <= r["error"]["retry_after_ms"] <= 1_000 for r in refused)
+    finally:
+        await server.close()
+        await exchange.close()
