@@ -1,4 +1,5 @@
-"""Public market data: per instrument, the L2 book (a snapshot, then deltas) and the trades.
+"""Public market data: per instrument, the L2 book (a snapshot, then deltas), the trades, and
+1-minute OHLCV bars.
 
 Every channel numbers its messages 1, 2, 3…; a snapshot carries the number of the last message
 before it, so the next delta is one more. Book messages carry a CRC32 of the top `CHECKSUM_LEVELS`
@@ -51,6 +52,24 @@ class TradePrint(msgspec.Struct, frozen=True, tag="trade"):
     ts_ns: int
 
 
+class Bar(msgspec.Struct, tag="bar"):
+    """A minute of trading: the minute's start, open, high, low, close in fen, volume in
+    tonnes, notional in fen. Sent again, updated, after each trade in its minute."""
+
+    channel: str
+    seq: int
+    start_ns: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    notional: int
+
+
+BAR_NS = 60 * 1_000_000_000
+
+
 def checksum(book: OrderBook) -> int:
     bids = book.depth(Side.BUY, CHECKSUM_LEVELS)
     asks = book.depth(Side.SELL, CHECKSUM_LEVELS)
@@ -69,16 +88,19 @@ class MarketData:
         self._seq: defaultdict[str, int] = defaultdict(int)
         self._subscribers: defaultdict[str, dict[int, Push]] = defaultdict(dict)
         self._encode = msgspec.json.Encoder().encode
+        self._bars: dict[str, Bar] = {}  # the current bar per symbol
 
     def channel_of(self, name: str) -> str | None:
-        """The channel named `name` if it exists (`book:SYMBOL` or `trades:SYMBOL`)."""
+        """`name` if it is a channel: `book:SYMBOL`, `trades:SYMBOL` or `bars:SYMBOL`."""
         kind, _, symbol = name.partition(":")
-        return name if kind in ("book", "trades") and symbol in self._books else None
+        return name if kind in ("book", "trades", "bars") and symbol in self._books else None
 
     def subscribe(self, channel: str, session: int, push: Push) -> None:
         """Add a subscriber; a book subscriber gets its snapshot first."""
         self._subscribers[channel][session] = push
         kind, _, symbol = channel.partition(":")
+        if kind == "bars" and symbol in self._bars:
+            push(self._encode(self._bars[symbol]))
         if kind == "book":
             book = self._books[symbol]
             snapshot = BookSnapshot(
@@ -99,6 +121,9 @@ class MarketData:
 
     def publish(self, entry: Entry, events: list[Event]) -> None:
         symbol = entry.symbol
+        for event in events:
+            if isinstance(event, Trade):
+                self._bar(symbol, event)
         book_channel, trades_channel = f"book:{symbol}", f"trades:{symbol}"
         changes = [
             (e.side, e.price_fen, e.quantity_t, e.order_count)
@@ -132,3 +157,21 @@ class MarketData:
                     )
                     for push in list(listeners.values()):
                         push(data)
+
+    def _bar(self, symbol: str, trade: Trade) -> None:
+        channel = f"bars:{symbol}"
+        seq = self._seq[channel] = self._seq[channel] + 1
+        start = trade.ts_ns - trade.ts_ns % BAR_NS
+        price, quantity = trade.price_fen, trade.quantity_t
+        bar = self._bars.get(symbol)
+        if bar is None or bar.start_ns != start:
+            bar = self._bars[symbol] = Bar(channel, seq, start, price, price, price, price, 0, 0)
+        bar.seq = seq
+        bar.high, bar.low, bar.close = max(bar.high, price), min(bar.low, price), price
+        bar.volume += quantity
+        bar.notional += price * quantity
+        listeners = self._subscribers.get(channel)
+        if listeners:
+            data = self._encode(bar)
+            for push in list(listeners.values()):
+                push(data)

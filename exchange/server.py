@@ -149,7 +149,7 @@ class Session:
             return protocol.refused(
                 req_id,
                 ErrorCode.UNKNOWN_CHANNEL,
-                f"no channel {unknown[0]!r}; channels are book:SYMBOL and trades:SYMBOL",
+                f"no channel {unknown[0]!r}; channels are book:, trades: and bars: SYMBOL",
             )
         for name in args.channels:
             if isinstance(args, protocol.Subscribe):
