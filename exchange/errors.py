@@ -34,7 +34,8 @@ class ErrorCode(StrEnum):
 class ExchangeError(Exception):
     """A refused request. `code` is one of ours, or a ledger or book code passed through."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, retry_after_ms: int | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.retry_after_ms = retry_after_ms

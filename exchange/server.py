@@ -11,18 +11,17 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import time
 from collections.abc import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from exchange import auth, keys, protocol
+from exchange import protocol, rest
 from exchange.engine import OrderRequest
 from exchange.errors import ErrorCode, ExchangeError
 from exchange.journal import JournalError
 from exchange.limits import TokenBucket
-from exchange.service import Exchange
+from exchange.service import EXCHANGE_KEY, Exchange
 from matching import CancelAll, Cancelled, Event, RejectCode, Rejected
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,6 @@ _session_ids = itertools.count(1)
 
 MAX_FRAME = 16 * 1024
 SEND_QUEUE = 1_024
-EXCHANGE_KEY = web.AppKey("exchange", Exchange)
 
 
 class Session:
@@ -159,24 +157,17 @@ class Session:
         return protocol.ok(req_id, {"channels": args.channels})
 
     async def _login(self, args: protocol.Login) -> int:
-        async with self.exchange.database.pool.acquire() as conn:
-            key = await keys.find(conn, args.api_key)
-        if key is None:
-            raise ExchangeError(ErrorCode.AUTH_UNKNOWN_KEY, "no such API key")
-        auth.verify(key.secret, args.timestamp_ms, args.nonce, key.key_id, args.signature)
-        self.exchange.nonces.admit(key.key_id, args.timestamp_ms, args.nonce, _now_ms())
+        account_id = await self.exchange.authenticate(
+            args.api_key, args.timestamp_ms, args.nonce, args.signature
+        )
         self._unfollow()
-        self.account_id = key.account_id
-        self._unfollow = self.exchange.follow(key.account_id, self.push)
-        return key.account_id
+        self.account_id = account_id
+        self._unfollow = self.exchange.follow(account_id, self.push)
+        return account_id
 
 
 def _nothing() -> None:
     pass
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _order_request(args: protocol.NewOrder) -> OrderRequest:
@@ -230,4 +221,5 @@ def build_app(exchange: Exchange) -> web.Application:
     app[EXCHANGE_KEY] = exchange
     app.router.add_get("/ws", websocket)
     app.router.add_get("/metrics", metrics)
+    rest.add_routes(app)
     return app

@@ -4,14 +4,18 @@ execution reports, recovered from the database and wired together."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import get_args
 
 import msgspec
+from aiohttp import web
 
+from exchange import auth, keys
 from exchange.auth import NonceGuard
 from exchange.engine import Engine
+from exchange.errors import ErrorCode, ExchangeError
 from exchange.instruments import Instrument
 from exchange.journal import Entry, Journal
 from exchange.ledger_feed import BatchBuilder
@@ -68,6 +72,16 @@ class Exchange:
         await self.journal.close()
         await asyncio.wait_for(self.settler.close(), timeout=30)
 
+    async def authenticate(self, key_id: str, timestamp_ms: int, nonce: str, signature: str) -> int:
+        """The account a signed request comes from (see `exchange.auth`), or a refusal."""
+        async with self.database.pool.acquire() as conn:
+            key = await keys.find(conn, key_id)
+        if key is None:
+            raise ExchangeError(ErrorCode.AUTH_UNKNOWN_KEY, "no such API key")
+        auth.verify(key.secret, timestamp_ms, nonce, key.key_id, signature)
+        self.nonces.admit(key.key_id, timestamp_ms, nonce, time.time_ns() // 1_000_000)
+        return key.account_id
+
     def account_bucket(self, account_id: int) -> TokenBucket:
         bucket = self._account_buckets.get(account_id)
         if bucket is None:
@@ -94,5 +108,6 @@ class Exchange:
                 push(_encode(report))
 
 
+EXCHANGE_KEY = web.AppKey("exchange", Exchange)
 _encode = msgspec.json.Encoder().encode
 _KINDS = {kind: kind.__struct_config__.tag for kind in get_args(Event)}

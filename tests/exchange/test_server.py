@@ -8,12 +8,10 @@ from __future__ import annotations
 import itertools
 import time
 import zlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import msgspec
-import pytest
 from aiohttp.test_utils import TestServer
 
 from exchange import keys
@@ -23,44 +21,10 @@ from exchange.server import MAX_FRAME, build_app
 from exchange.service import Exchange
 from settlement.batches import OrderLock
 from settlement.database import Database
-from settlement.ledger import Ledger
-from tests.exchange.market import INSTRUMENT, SYMBOL, accounts
+from tests.exchange.conftest import Market, make_key
+from tests.exchange.market import INSTRUMENT, SYMBOL
 
 _nonces = itertools.count(10_000_000)
-
-
-Market = tuple[list[int], list[int]]
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(database_url, min_size=2, max_size=8)
-    try:
-        yield database
-        await Ledger(database).check()
-    finally:
-        database.pool.terminate()
-
-
-@pytest.fixture
-async def market(database: Database) -> Market:
-    """Sellers and buyers made before the exchange opens, so its risk view starts with them."""
-    return await accounts(Ledger(database), f"w{next(_nonces)}")
-
-
-@pytest.fixture
-async def exchange(database: Database, market: Market) -> AsyncIterator[Exchange]:
-    exchange = await Exchange.open(database, [INSTRUMENT])
-    yield exchange
-    await exchange.close()
-
-
-@pytest.fixture
-async def server(exchange: Exchange) -> AsyncIterator[TestServer]:
-    server = TestServer(build_app(exchange), host="127.0.0.1")
-    await server.start_server()
-    yield server
-    await server.close()
 
 
 class Client:
@@ -100,11 +64,6 @@ class Client:
 
 async def connect(server: TestServer, session: aiohttp.ClientSession) -> Client:
     return Client(await session.ws_connect(server.make_url("/ws")))
-
-
-async def make_key(exchange: Exchange, account_id: int) -> keys.ApiKey:
-    async with exchange.database.pool.acquire() as conn:
-        return await keys.create(conn, account_id)
 
 
 async def test_login_is_signed_fresh_and_not_replayable(
