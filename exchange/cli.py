@@ -1,6 +1,7 @@
 """`cerx`: the exchange's command line.
 
     cerx serve [--host 127.0.0.1] [--port 8080] [--data-dir var] [--database-url URL] [--demo]
+               [--session-rate N] [--account-rate N]
 
 Without `--database-url` (or `$CERX_DATABASE_URL`) the data lives in an embedded PostgreSQL under
 DATA_DIR/pg. `--demo` first creates a small demo market (see exchange/demo.py) and prints the
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from exchange import demo
 from exchange.instruments import listed
+from exchange.limits import DEFAULT_LIMITS, Limits
 from exchange.server import build_app
 from exchange.service import Exchange
 from settlement.database import DATABASE_URL_VARIABLE, DEFAULT_DATA_DIR, Database
@@ -40,6 +42,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--database-url", help=f"an external PostgreSQL instead (default: ${DATABASE_URL_VARIABLE})"
     )
     serve.add_argument("--demo", action="store_true", help="create and use a small demo market")
+    serve.add_argument(
+        "--session-rate",
+        type=int,
+        default=DEFAULT_LIMITS.session_per_second,
+        help=f"requests a second per session ({DEFAULT_LIMITS.session_per_second}; bursts of 2x)",
+    )
+    serve.add_argument(
+        "--account-rate",
+        type=int,
+        default=DEFAULT_LIMITS.account_per_second,
+        help=f"requests a second per account ({DEFAULT_LIMITS.account_per_second}; bursts of 2x)",
+    )
     return parser.parse_args(argv)
 
 
@@ -58,7 +72,10 @@ async def serve(args: argparse.Namespace) -> int:
             instruments = await listed(conn)
         if not instruments:
             say("warning    no instruments are listed yet (start with --demo for a demo market)")
-        exchange = await Exchange.open(database, instruments)
+        limits = Limits(
+            args.session_rate, 2 * args.session_rate, args.account_rate, 2 * args.account_rate
+        )
+        exchange = await Exchange.open(database, instruments, limits)
         runner = web.AppRunner(build_app(exchange), handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, args.host, args.port)

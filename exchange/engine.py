@@ -236,7 +236,9 @@ class Engine:
         self._inflight.append((entry, self._journal.append(entry), result))
         if self._applier is None or self._applier.done():
             self._applier = asyncio.create_task(self._apply_in_order(), name="engine-applier")
-        return await result
+        # a caller that gives up (a closed session) must not cancel the entry's result: the
+        # entry is journaled and will be applied all the same
+        return await asyncio.shield(result)
 
     async def _apply_in_order(self) -> None:
         while self._inflight:

@@ -29,6 +29,7 @@ _session_ids = itertools.count(1)
 
 MAX_FRAME = 16 * 1024
 SEND_QUEUE = 1_024
+MAX_IN_FLIGHT = 256  # requests of one session being served at once
 
 
 class Session:
@@ -199,11 +200,26 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     session = Session(ws, request.app[EXCHANGE_KEY])
     sender = asyncio.create_task(session.send_forever())
+    # Requests are served concurrently, so that one session's orders can share a journal commit;
+    # each takes its sequence number before its first wait, so they still apply in arrival order.
+    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+    serving: set[asyncio.Task[None]] = set()
+
+    async def serve(frame: bytes | str) -> None:
+        try:
+            session.push(await session.handle(frame))
+        finally:
+            in_flight.release()
+
     try:
         async for message in ws:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                session.push(await session.handle(message.data))
+                await in_flight.acquire()  # past the limit, stop reading: TCP pushes back
+                task = asyncio.create_task(serve(message.data))
+                serving.add(task)
+                task.add_done_callback(serving.discard)
     finally:
+        # requests under way finish (an order may already be journaled); their replies go nowhere
         session.close()
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
