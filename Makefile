@@ -30,6 +30,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.matching
 	$(PY) -m bench.settlement
+	$(PY) -m bench.exchange
 	$(PY) -m pytest bench --benchmark-enable -p no:cacheprovider
 
 clean:

@@ -70,7 +70,7 @@ class Exchange:
 
     async def close(self) -> None:
         await self.journal.close()
-        await asyncio.wait_for(self.settler.close(), timeout=30)
+        await self.settler.close()
 
     async def authenticate(self, key_id: str, timestamp_ms: int, nonce: str, signature: str) -> int:
         """The account a signed request comes from (see `exchange.auth`), or a refusal."""

@@ -72,8 +72,15 @@ class Settler:
             self._wake.set()
             await asyncio.sleep(0.005)
 
-    async def close(self) -> None:
-        await self.drain()
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Drain for up to `timeout_s`, then stop. Anything left stays in the journal, and the
+        next start's recovery hands it to the ledger again (idempotently)."""
+        try:
+            await asyncio.wait_for(self.drain(), timeout_s)
+        except TimeoutError:
+            log.warning(
+                "stopping with %d items not yet in the ledger; recovery applies them", self.lag
+            )
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from bench import demo
+from bench import exchange as bench_exchange
 from bench import matching as bench_matching
 from bench import settlement as bench_settlement
 from bench.workload import build_standard_stream, standard_stream
@@ -186,3 +187,23 @@ def test_bench_settlement_fails_when_a_position_is_off(
     assert bench_settlement.main(argv) == 1
     out = capsys.readouterr().out
     assert "conserved  NO" in out and "FAILED" in out
+
+
+def test_bench_exchange_drives_a_real_server_and_audits(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = [
+        "--database-url",
+        SERVER_URL,
+        "--seconds",
+        "1",
+        "--connections",
+        "2",
+        "--window",
+        "4",
+        "--rate",
+        "200",
+    ]
+    assert bench_exchange.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "acks/s" in out and "audit      clean" in out and out.rstrip().endswith("OK")

@@ -64,3 +64,15 @@ async def test_a_refused_batch_stops_the_worker_and_is_kept(database: Database) 
     assert settler.error is not None and settler.error.code is ErrorCode.INSUFFICIENT_HOLDINGS
     assert settler.lag == 1
     await settler.close()
+
+
+async def test_closing_with_a_deadline_leaves_the_rest_for_recovery(database: Database) -> None:
+    ledger, feed = Ledger(database), BatchBuilder()
+    (_, seller), _ = await accounts(ledger, "y")
+    settler = Settler(ledger, feed)
+    settler.start()
+    feed.lock(OrderLock(9_000_002, seller, quantity_t=1))
+    await settler.close(timeout_s=0)  # never woken: nothing applied, and no error either
+    assert settler.lag == 1 and settler.error is None
+    held = await ledger.holdings(seller)
+    assert all(h.order_id is None for h in held)

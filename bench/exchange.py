@@ -1,0 +1,282 @@
+"""Orders acknowledged per second over WebSocket, durable, and the ack latency at a fixed rate.
+
+Run as `python -m bench.exchange [--database-url URL] [--seconds 10] [--connections 8]
+[--window 64] [--rate 5000]`.
+
+1. Create a scratch database on the server (`--database-url`, else `$CERX_DATABASE_URL`, else the
+   local server) and start `python -m exchange serve --demo` on it in its own process, rate limits
+   lifted.
+2. Sustained: `--connections` WebSocket sessions of the demo trader carol each keep `--window`
+   requests outstanding for `--seconds`: a passive buy of 1 t inside the band, then its cancel by
+   client order id, over and over. Every reply is an acknowledgement of a journaled (durable) input.
+3. Fixed rate: the same sessions send `--rate` requests a second in all, at even intervals, without
+   waiting, for `--seconds`; each reply's latency is measured from its send.
+4. Stop the server with SIGTERM (it drains settlement), check its exit, audit the ledger, drop
+   the database. Exits 1 if anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import random
+import re
+import signal
+import socket
+import sys
+import time
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from bench.matching import say
+from bench.settlement import LOCAL_SERVER_URL, scratch_database
+from exchange.auth import sign
+from settlement.database import DATABASE_URL_VARIABLE, Database
+from settlement.ledger import Ledger
+
+KEY_LINE = re.compile(r"demo key\s+carol\s+account (\d+)\s+key (\S+)\s+secret ([0-9a-f]+)")
+GOAL_RATE, GOAL_P99_MS, GOAL_AT = 20_000, 5.0, 5_000
+SYMBOL = "SZCER-2025"  # band 4,500..5,500 around 5,000; nothing rests at or below 4,900
+
+
+@dataclass
+class Tally:
+    acks: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    latencies_ns: list[int] = field(default_factory=list)
+
+
+class Session:
+    """One logged-in WebSocket session alternating new orders and their cancels."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, name: str) -> None:
+        self.ws = ws
+        self.name = name
+        self.ids = itertools.count(1)
+        self.sent: dict[int, int] = {}  # req_id -> perf_counter_ns at send
+        self.waiting: asyncio.Queue[None] = asyncio.Queue()
+        self.placed: list[str] = []
+        self.rng = random.Random(name)
+        self.finished = False  # no more sends in this phase
+
+    async def send_next(self) -> None:
+        req_id = next(self.ids)
+        if self.placed and req_id % 2 == 0:
+            frame = {
+                "op": "cancel",
+                "req_id": req_id,
+                "args": {"symbol": SYMBOL, "cl_ord_id": self.placed.pop()},
+            }
+        else:
+            cl_ord_id = f"{self.name}-{req_id}"
+            self.placed.append(cl_ord_id)
+            frame = {
+                "op": "new_order",
+                "req_id": req_id,
+                "args": {
+                    "symbol": SYMBOL,
+                    "cl_ord_id": cl_ord_id,
+                    "side": "buy",
+                    "quantity": 1,
+                    "price": self.rng.randint(4_600, 4_900),
+                },
+            }
+        self.sent[req_id] = time.perf_counter_ns()
+        await self.ws.send_bytes(msgspec.json.encode(frame))
+
+    async def receive(self, tally: Tally) -> None:
+        while not (self.finished and not self.sent):
+            message = await self.ws.receive(timeout=30)
+            if message.type is not aiohttp.WSMsgType.BINARY:
+                raise RuntimeError(f"session {self.name}: {message!r}")
+            body = msgspec.json.decode(message.data)
+            req_id = body.get("req_id")
+            if req_id is None or req_id not in self.sent:
+                continue  # an execution report
+            tally.latencies_ns.append(time.perf_counter_ns() - self.sent.pop(req_id))
+            if body["ok"]:
+                tally.acks += 1
+            else:
+                code = body["error"]["code"]
+                tally.refused[code] = tally.refused.get(code, 0) + 1
+            self.waiting.put_nowait(None)
+
+    async def phase(self, sending: Coroutine[Any, Any, None], tally: Tally) -> None:
+        """Run `sending` with a receiver beside it; return when every reply is in."""
+        self.finished = False
+        receiver = asyncio.create_task(self.receive(tally))
+        await sending
+        self.finished = True
+        if not self.sent:
+            receiver.cancel()  # it may be waiting for a message that will not come
+        with contextlib.suppress(asyncio.CancelledError):
+            await receiver
+
+
+async def login(http: aiohttp.ClientSession, url: str, key: str, secret: bytes, n: int) -> Session:
+    ws = await http.ws_connect(url, max_msg_size=0)
+    ts, nonce = time.time_ns() // 1_000_000, f"bench-{os.getpid()}-{n}"
+    await ws.send_bytes(
+        msgspec.json.encode(
+            {
+                "op": "login",
+                "req_id": 0,
+                "args": {
+                    "api_key": key,
+                    "timestamp_ms": ts,
+                    "nonce": nonce,
+                    "signature": sign(secret, ts, nonce, key),
+                },
+            }
+        )
+    )
+    reply = msgspec.json.decode((await ws.receive(timeout=30)).data)
+    if not reply.get("ok"):
+        raise RuntimeError(f"login refused: {reply}")
+    return Session(ws, f"s{n}")
+
+
+async def sustained(sessions: list[Session], window: int, seconds: float) -> Tally:
+    tally = Tally()
+    until = time.perf_counter_ns() + int(seconds * 1e9)
+
+    async def pump(session: Session) -> None:
+        for _ in range(window):
+            await session.send_next()
+        while time.perf_counter_ns() < until:
+            await session.waiting.get()
+            await session.send_next()
+
+    await asyncio.gather(*(s.phase(pump(s), tally) for s in sessions))
+    return tally
+
+
+async def fixed_rate(sessions: list[Session], rate: int, seconds: float) -> Tally:
+    tally = Tally()
+    start = time.perf_counter_ns()
+    until = start + int(seconds * 1e9)
+    interval_ns = len(sessions) * 1_000_000_000 // rate
+
+    async def pace(session: Session, offset_ns: int) -> None:
+        due = start + offset_ns
+        while due < until:
+            delay = (due - time.perf_counter_ns()) / 1e9
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await session.send_next()
+            due += interval_ns
+
+    await asyncio.gather(
+        *(s.phase(pace(s, i * interval_ns // len(sessions)), tally) for i, s in enumerate(sessions))
+    )
+    return tally
+
+
+def percentile_ms(values: Sequence[int], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def run(args: argparse.Namespace) -> int:
+    server_url = args.database_url or os.environ.get(DATABASE_URL_VARIABLE) or LOCAL_SERVER_URL
+    ok = True
+    async with scratch_database(server_url, say) as url:
+        port = free_port()
+        server = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "exchange",
+            "serve",
+            "--demo",
+            "--port",
+            str(port),
+            "--database-url",
+            url,
+            "--session-rate",
+            "10000000",
+            "--account-rate",
+            "10000000",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        assert server.stdout is not None
+        lines: list[str] = []
+        while not (lines and lines[-1].startswith("listening")):
+            line = await asyncio.wait_for(server.stdout.readline(), timeout=120)
+            if not line:
+                raise RuntimeError("the server exited:\n" + "".join(lines))
+            lines.append(line.decode())
+        match = next(m for line in lines if (m := KEY_LINE.search(line)))
+        key, secret = match[2], bytes.fromhex(match[3])
+        say(f"server     pid {server.pid}, ws://127.0.0.1:{port}/ws")
+        async with aiohttp.ClientSession() as http:
+            url_ws = f"http://127.0.0.1:{port}/ws"
+            sessions = [await login(http, url_ws, key, secret, n) for n in range(args.connections)]
+            say(
+                f"sustained  {args.connections} sessions x {args.window} outstanding, "
+                f"{args.seconds:g} s"
+            )
+            high = await sustained(sessions, args.window, args.seconds)
+            say(f"fixed rate {args.rate:,}/s for {args.seconds:g} s")
+            paced = await fixed_rate(sessions, args.rate, args.seconds)
+            for session in sessions:
+                await session.ws.close()
+        server.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(server.communicate(), timeout=120)
+        if server.returncode != 0:
+            say(f"FAILED     the server exited {server.returncode}:\n{out.decode()}")
+            ok = False
+        database = await Database.open(url, min_size=1, max_size=2)
+        try:
+            report = await Ledger(database).audit()
+        finally:
+            await database.close()
+    rate = high.acks / args.seconds
+    say("")
+    say("results    acknowledgements are of journaled (durable) inputs")
+    say(
+        f"  sustained  {rate:,.0f} acks/s; latency p50 {percentile_ms(high.latencies_ns, 0.5):.2f}"
+        f" ms, p99 {percentile_ms(high.latencies_ns, 0.99):.2f} ms; refused {high.refused or 0}"
+    )
+    p99 = percentile_ms(paced.latencies_ns, 0.99)
+    say(
+        f"  at {args.rate:,}/s  {paced.acks / args.seconds:,.0f} acks/s; latency p50"
+        f" {percentile_ms(paced.latencies_ns, 0.5):.2f} ms, p99 {p99:.2f} ms;"
+        f" refused {paced.refused or 0}"
+    )
+    say(
+        f"goal       {GOAL_RATE:,} acks/s sustained: {'met' if rate >= GOAL_RATE else 'NOT met'};"
+        f" p99 < {GOAL_P99_MS} ms at {GOAL_AT:,}/s:"
+        f" {'met' if p99 < GOAL_P99_MS and args.rate == GOAL_AT else 'NOT met or not measured'}"
+    )
+    say(f"audit      {'clean' if report.ok else 'FAILED: ' + '; '.join(report.problems[:3])}")
+    ok = ok and report.ok and not high.refused and not paced.refused
+    say("OK" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.exchange", description=__doc__)
+    parser.add_argument("--database-url")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--rate", type=int, default=GOAL_AT)
+    return asyncio.run(run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
