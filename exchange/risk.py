@@ -12,25 +12,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import msgspec
-
 from settlement.connection import Connection
 from settlement.dvp import fees
 from settlement.errors import ErrorCode, LedgerError
-from settlement.values import ANY_CER, CerFilter, TradeToSettle
-
-
-class BlockInfo(msgspec.Struct, frozen=True):
-    vintage: int
-    methodology: str
-    project: str
-
-    def passes(self, only: CerFilter) -> bool:
-        return (
-            (not only.vintages or self.vintage in only.vintages)
-            and (not only.methodologies or self.methodology in only.methodologies)
-            and (not only.projects or self.project in only.projects)
-        )
+from settlement.values import BlockInfo, CerFilter, TradeToSettle
 
 
 class _Sell:
@@ -101,13 +86,6 @@ class RiskView:
     def available_fen(self, account_id: int) -> int:
         return self._cash[account_id]
 
-    def free_t(self, account_id: int, only: CerFilter = ANY_CER) -> int:
-        return sum(
-            tonnes
-            for block, tonnes in self._free[account_id].items()
-            if self._blocks[block].passes(only)
-        )
-
     def free_by_block(self, account_id: int) -> dict[str, int]:
         return {block: t for block, t in self._free[account_id].items() if t}
 
@@ -121,11 +99,6 @@ class RiskView:
         return (sum(sell.by_block.values()) if sell else 0, buy.fen if buy else 0)
 
     # -- changes -------------------------------------------------------------------------------
-
-    def add_block(self, block_id: str, info: BlockInfo) -> None:
-        self._blocks[block_id] = info
-        self._order = sorted(self._blocks, key=lambda b: (self._blocks[b].vintage, b))
-        self._rank = {block: rank for rank, block in enumerate(self._order)}
 
     def credit_cash(self, account_id: int, fen: int) -> None:
         self._cash[account_id] += fen
@@ -146,7 +119,7 @@ class RiskView:
     def reserve_sell(self, order_id: int, account_id: int, tonnes: int, only: CerFilter) -> None:
         free = self._free[account_id]
         eligible = sorted(
-            (b for b, t in free.items() if t and self._blocks[b].passes(only)),
+            (b for b, t in free.items() if t and only.admits(self._blocks[b])),
             key=self._rank.__getitem__,
         )
         if sum(free[b] for b in eligible) < tonnes:
@@ -164,16 +137,6 @@ class RiskView:
             if not wanted:
                 break
         self._sells[order_id] = _Sell(account_id, taken)
-
-    def top_up_buy(self, order_id: int, fen: int) -> None:
-        buy = self._buys[order_id]
-        if self._cash[buy.account_id] < fen:
-            raise LedgerError(
-                ErrorCode.INSUFFICIENT_CASH,
-                f"{fen} fen more needed, {self._cash[buy.account_id]} available",
-            )
-        self._cash[buy.account_id] -= fen
-        buy.fen += fen
 
     def fill(self, trade: TradeToSettle) -> None:
         """Move a trade's tonnes and cash out of its orders' reservations, as DvP will."""

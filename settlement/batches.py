@@ -24,6 +24,7 @@ from settlement.serials import Place, Run, plan
 from settlement.values import (
     ANY_CER,
     HOLDER_ROLES,
+    BlockInfo,
     CerFilter,
     SerialRange,
     TradeToSettle,
@@ -52,20 +53,6 @@ class BatchReport(msgspec.Struct, frozen=True):
     settled: tuple[int, ...]
     already_settled: tuple[int, ...]
     released: tuple[int, ...]
-
-
-class _Info(msgspec.Struct, frozen=True):
-    vintage: int
-    methodology: str
-    project: str
-
-
-def _passes(only: CerFilter, info: _Info) -> bool:
-    return (
-        (not only.vintages or info.vintage in only.vintages)
-        and (not only.methodologies or info.methodology in only.methodologies)
-        and (not only.projects or info.project in only.projects)
-    )
 
 
 def _check(lock: OrderLock) -> None:
@@ -105,7 +92,7 @@ async def _new_locks(conn: Connection, txn_id: int, locks: Sequence[OrderLock]) 
 
 async def _free_runs(
     conn: Connection, account_ids: Sequence[int]
-) -> dict[int, list[tuple[Run, _Info]]]:
+) -> dict[int, list[tuple[Run, BlockInfo]]]:
     rows = await conn.fetch(
         "SELECT h.block_id, h.first_serial, h.last_serial, h.account_id, b.vintage, p.methodology,"
         " b.project FROM holdings h JOIN blocks b USING (block_id)"
@@ -114,10 +101,10 @@ async def _free_runs(
         " ORDER BY h.account_id, b.vintage, h.block_id, h.first_serial",
         list(account_ids),
     )
-    runs: dict[int, list[tuple[Run, _Info]]] = defaultdict(list)
+    runs: dict[int, list[tuple[Run, BlockInfo]]] = defaultdict(list)
     for row in rows:
         run = Run(row[0], row[1], row[2], Place(row[3], FREE, None))
-        runs[row[3]].append((run, _Info(row[4], row[5], row[6])))
+        runs[row[3]].append((run, BlockInfo(row[4], row[5], row[6])))
     return runs
 
 
@@ -144,7 +131,7 @@ async def lock_many(conn: Connection, txn_id: int, locks: Sequence[OrderLock]) -
             if not wanted:
                 break
             left = run.last - run.first + 1 - used[run]
-            if not left or not _passes(lock.only, info):
+            if not left or not lock.only.admits(info):
                 continue
             size = min(left, wanted)
             first = run.first + used[run]

@@ -114,6 +114,21 @@ class CerFilter(msgspec.Struct, frozen=True):
     methodologies: tuple[str, ...] = ()
     projects: tuple[str, ...] = ()
 
+    def admits(self, block: BlockInfo) -> bool:
+        return (
+            (not self.vintages or block.vintage in self.vintages)
+            and (not self.methodologies or block.methodology in self.methodologies)
+            and (not self.projects or block.project in self.projects)
+        )
+
+
+class BlockInfo(msgspec.Struct, frozen=True):
+    """What a filter looks at in a block."""
+
+    vintage: int
+    methodology: str
+    project: str
+
 
 ANY_CER = CerFilter()
 
