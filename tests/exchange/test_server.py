@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import pytest
 from aiohttp.test_utils import TestServer
 
 from exchange import keys
@@ -322,3 +323,21 @@ async def test_a_flood_is_refused_with_when_to_retry(database: Database, market:
     finally:
         await server.close()
         await exchange.close()
+
+
+async def test_a_session_that_cannot_keep_up_is_closed_with_1013(
+    exchange: Exchange, server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a send queue of one message: the snapshot and the reply to the subscription overflow it
+    monkeypatch.setattr("exchange.server.SEND_QUEUE", 1)
+    async with aiohttp.ClientSession() as http:
+        client = await connect(server, http)
+        await client.ws.send_str(
+            f'{{"op": "subscribe", "req_id": 1, "args": {{"channels": ["book:{SYMBOL}"]}}}}'
+        )
+        while (message := await client.ws.receive(timeout=10)).type is not (
+            aiohttp.WSMsgType.CLOSE
+        ):
+            pass
+        assert message.data == 1013
+        assert (await scrape(http, server))["cerx_slow_consumer_closes_total"] == 1
