@@ -114,7 +114,10 @@ class Session:
             )
 
     async def _trade(
-        self, req_id: protocol.RequestId | None, account_id: int, args: protocol.Args
+        self,
+        req_id: protocol.RequestId | None,
+        account_id: int,
+        args: protocol.NewOrder | protocol.Cancel | protocol.CancelAll,
     ) -> protocol.Reply:
         engine = self.exchange.engine
         if isinstance(args, protocol.NewOrder):
@@ -130,14 +133,8 @@ class Session:
                 )
             events = await engine.cancel(account_id, args.symbol, target)
             return _answer(req_id, events, {"order_id": target})
-        if isinstance(args, protocol.CancelAll):
-            events = await engine.operate(args.symbol, CancelAll(engine.now_ns(), account_id))
-            return _answer(
-                req_id, events, {"cancelled": sum(isinstance(e, Cancelled) for e in events)}
-            )
-        return protocol.refused(
-            req_id, ErrorCode.UNSUPPORTED_OP, f"{type(args).__name__} is not served yet"
-        )
+        events = await engine.operate(args.symbol, CancelAll(engine.now_ns(), account_id))
+        return _answer(req_id, events, {"cancelled": sum(isinstance(e, Cancelled) for e in events)})
 
     def _subscription(
         self, req_id: protocol.RequestId | None, args: protocol.Subscribe | protocol.Unsubscribe

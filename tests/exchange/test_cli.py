@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -16,17 +15,12 @@ import aiohttp
 import msgspec
 import pytest
 
+from bench.exchange import free_port
 from exchange.auth import sign
 from settlement.database import Database
 from settlement.ledger import Ledger
 
 KEY_LINE = re.compile(r"demo key\s+(\w+)\s+account (\d+)\s+key (\S+)\s+secret ([0-9a-f]+)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Server:

@@ -74,7 +74,7 @@ async def test_a_trade_reserves_settles_and_keeps_the_risk_view_true(
     held = await exchange.ledger.holdings(buyer)
     assert sum(h.quantity_t for h in held) == 150 and {h.vintage for h in held} == {2025}
     notional = 5_010 * 150
-    fee = round(notional * 5 / 10_000)
+    fee = (notional * 5 + 5_000) // 10_000  # half up, in integers
     balance = await exchange.ledger.balance(buyer)
     assert balance.available_fen == 5_000_000 - notional - fee and balance.locked_fen == 0
     assert msgspec.to_builtins(await _risk(exchange, [owner, trader, buyer])) == (
