@@ -16,15 +16,15 @@ import msgspec
 
 from settlement import dvp
 from settlement.accounts import lock_accounts, require_role
+from settlement.adjusts import OrderAdjust, adjust_many
 from settlement.cash import AVAILABLE, LOCKED, Line, post
 from settlement.connection import Connection
 from settlement.errors import ErrorCode, LedgerError
-from settlement.holdings import FREE, apply, order_runs
+from settlement.holdings import FREE, apply, free_runs_by_account, order_runs
 from settlement.serials import Place, Run, plan
 from settlement.values import (
     ANY_CER,
     HOLDER_ROLES,
-    BlockInfo,
     CerFilter,
     SerialRange,
     TradeToSettle,
@@ -45,6 +45,7 @@ class Batch(msgspec.Struct, frozen=True):
     locks: tuple[OrderLock, ...] = ()
     trades: tuple[TradeToSettle, ...] = ()
     releases: tuple[int, ...] = ()
+    adjusts: tuple[OrderAdjust, ...] = ()  # applied after the locks, before the trades
 
 
 class BatchReport(msgspec.Struct, frozen=True):
@@ -53,6 +54,7 @@ class BatchReport(msgspec.Struct, frozen=True):
     settled: tuple[int, ...]
     already_settled: tuple[int, ...]
     released: tuple[int, ...]
+    adjusted: tuple[int, ...] = ()
 
 
 def _check(lock: OrderLock) -> None:
@@ -90,24 +92,6 @@ async def _new_locks(conn: Connection, txn_id: int, locks: Sequence[OrderLock]) 
     return {row[0] for row in new}
 
 
-async def _free_runs(
-    conn: Connection, account_ids: Sequence[int]
-) -> dict[int, list[tuple[Run, BlockInfo]]]:
-    rows = await conn.fetch(
-        "SELECT h.block_id, h.first_serial, h.last_serial, h.account_id, b.vintage, p.methodology,"
-        " b.project FROM holdings h JOIN blocks b USING (block_id)"
-        " JOIN projects p ON p.code = b.project"
-        " WHERE h.account_id = ANY($1::bigint[]) AND h.state = 'free'"
-        " ORDER BY h.account_id, b.vintage, h.block_id, h.first_serial",
-        list(account_ids),
-    )
-    runs: dict[int, list[tuple[Run, BlockInfo]]] = defaultdict(list)
-    for row in rows:
-        run = Run(row[0], row[1], row[2], Place(row[3], FREE, None))
-        runs[row[3]].append((run, BlockInfo(row[4], row[5], row[6])))
-    return runs
-
-
 async def lock_many(conn: Connection, txn_id: int, locks: Sequence[OrderLock]) -> tuple[int, ...]:
     """Lock what each new order reserves, in the given order, oldest vintage first for tonnes
     (as a single lock would); orders locked before are left alone. Returns the ids locked now."""
@@ -121,7 +105,7 @@ async def lock_many(conn: Connection, txn_id: int, locks: Sequence[OrderLock]) -
     for lock in fresh:
         require_role(roles, lock.account_id, HOLDER_ROLES, "trade")
     sells = [lock for lock in fresh if lock.quantity_t]
-    available = await _free_runs(conn, sorted({lock.account_id for lock in sells}))
+    available = await free_runs_by_account(conn, sorted({lock.account_id for lock in sells}))
     used: dict[Run, int] = defaultdict(int)
     pieces: dict[Run, list[tuple[SerialRange, Place]]] = {}
     for lock in sells:
@@ -199,8 +183,14 @@ async def release_many(conn: Connection, txn_id: int, order_ids: Sequence[int]) 
 
 
 async def apply_batch(conn: Connection, txn_id: int, batch: Batch) -> BatchReport:
-    """Locks, then trades, then releases, in one transaction (the caller's)."""
+    """Locks, then adjustments, then trades, then releases, in one transaction (the caller's).
+
+    An adjustment taken before trades that preceded it gives the same result: a growth only adds
+    to the lock, and a trim gives back from the end of the delivery order what those trades,
+    taking from its start, leave.
+    """
     locked = await lock_many(conn, txn_id, batch.locks)
+    adjusted = await adjust_many(conn, txn_id, batch.adjusts)
     settled = await dvp.settle(conn, txn_id, batch.trades)
     released = await release_many(conn, txn_id, batch.releases)
     fresh = set(locked)
@@ -210,4 +200,5 @@ async def apply_batch(conn: Connection, txn_id: int, batch: Batch) -> BatchRepor
         settled.settled,
         settled.already_settled,
         released,
+        adjusted,
     )

@@ -6,6 +6,7 @@ ranges. Callers hold the write lock of every account whose runs they read here.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 import asyncpg
@@ -15,6 +16,7 @@ from settlement.errors import ErrorCode, LedgerError
 from settlement.serials import Place, Plan, Run, containing, cut, disjoint, merged, take
 from settlement.values import (
     ANY_CER,
+    BlockInfo,
     ByQuantity,
     ByRanges,
     CerFilter,
@@ -67,6 +69,25 @@ async def order_runs(conn: Connection, order_ids: Sequence[int]) -> list[Run]:
         _RUNS + " WHERE h.order_id = ANY($1::bigint[])" + _ORDER, list(order_ids)
     )
     return _runs(rows)
+
+
+async def free_runs_by_account(
+    conn: Connection, account_ids: Sequence[int]
+) -> dict[int, list[tuple[Run, BlockInfo]]]:
+    """Each account's free runs with what a CER filter checks, oldest vintage first."""
+    rows = await conn.fetch(
+        "SELECT h.block_id, h.first_serial, h.last_serial, h.account_id, b.vintage, p.methodology,"
+        " b.project FROM holdings h JOIN blocks b USING (block_id)"
+        " JOIN projects p ON p.code = b.project"
+        " WHERE h.account_id = ANY($1::bigint[]) AND h.state = 'free'"
+        " ORDER BY h.account_id, b.vintage, h.block_id, h.first_serial",
+        list(account_ids),
+    )
+    runs: dict[int, list[tuple[Run, BlockInfo]]] = defaultdict(list)
+    for row in rows:
+        run = Run(row[0], row[1], row[2], Place(row[3], FREE, None))
+        runs[row[3]].append((run, BlockInfo(row[4], row[5], row[6])))
+    return runs
 
 
 def check_ranges(ranges: Sequence[SerialRange]) -> None:

@@ -269,8 +269,9 @@ class Ledger:
             return report
 
     async def apply(self, batch: Batch) -> BatchReport:
-        """Apply the exchange's locks, trades and releases in one transaction; what was done
-        before (locks by order id, trades by trade id) is reported and left alone."""
+        """Apply the exchange's locks, adjustments, trades and releases in one transaction; what
+        was done before (locks by order id, adjustments by id, trades by trade id) is reported
+        and left alone."""
         async with self._pool.acquire() as conn:
             tr = conn.transaction()
             await tr.start()
@@ -280,7 +281,7 @@ class Ledger:
             except BaseException:
                 await tr.rollback()
                 raise
-            if report.locked or report.settled or report.released:
+            if report.locked or report.adjusted or report.settled or report.released:
                 await tr.commit()
             else:
                 await tr.rollback()  # nothing new: leave no empty transaction behind
