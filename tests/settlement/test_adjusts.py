@@ -119,7 +119,7 @@ async def test_a_refused_adjustment_moves_nothing(ledger: Ledger) -> None:
     before = await twin.state(ledger)
     fine = OrderAdjust(next(_ids), buy, twin.buyers[0], amount_fen=500)
     cases = (
-        (ErrorCode.INSUFFICIENT_HOLDINGS, OrderAdjust(next(_ids), sell, twin.seller, quantity_t=11)),
+        (ErrorCode.INSUFFICIENT_HOLDINGS, OrderAdjust(next(_ids), sell, twin.seller, 11)),
         (ErrorCode.LOCK_INSUFFICIENT, OrderAdjust(next(_ids), sell, twin.seller, quantity_t=-91)),
         (
             ErrorCode.INSUFFICIENT_CASH,
