@@ -27,6 +27,7 @@ from exchange.ledger_feed import BatchBuilder
 from exchange.risk import RiskView
 from matching import (
     Accepted,
+    Amend,
     Amended,
     Cancel,
     CancelAll,
@@ -42,8 +43,9 @@ from matching import (
     TimeInForce,
     Trade,
 )
+from settlement.adjusts import OrderAdjust
 from settlement.batches import OrderLock
-from settlement.dvp import BASIS_POINTS
+from settlement.dvp import BASIS_POINTS, fees
 from settlement.errors import LedgerError
 from settlement.values import TradeToSettle
 
@@ -63,14 +65,28 @@ class OrderRequest(msgspec.Struct, frozen=True):
 
 
 class _Order:
-    """What the exchange remembers of a live order beyond the book."""
+    """What the exchange remembers of a live order beyond the book: enough to size an amend's
+    reservation. `reserved` (tonnes for a sell, fen for a buy) follows the journal alone, so a
+    replay hands the ledger the same adjustments as the live run did."""
 
-    __slots__ = ("account_id", "leaves_t", "side")
+    __slots__ = ("account_id", "leaves_t", "price_fen", "quantity_t", "reserved", "side", "symbol")
 
-    def __init__(self, account_id: int, side: Side, leaves_t: int) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        account_id: int,
+        side: Side,
+        quantity_t: int,
+        price_fen: int | None,
+        reserved: int,
+    ) -> None:
+        self.symbol = symbol
         self.account_id = account_id
         self.side = side
-        self.leaves_t = leaves_t
+        self.quantity_t = quantity_t
+        self.leaves_t = quantity_t
+        self.price_fen = price_fen
+        self.reserved = reserved
 
 
 Listener = Callable[[Entry, list[Event]], None]
@@ -151,6 +167,25 @@ class Engine:
         command = Cancel(self._now(), order_id, account_id)
         return await self._sequence(Entry(self._next_seq(), symbol, command))
 
+    async def amend(
+        self,
+        account_id: int,
+        symbol: str,
+        order_id: int,
+        quantity_t: int,
+        price_fen: int | None = None,
+    ) -> list[Event]:
+        """Change a resting order's total quantity and, optionally, its price. What the new
+        terms need beyond the order's reservation is held first (refused if the account lacks
+        it); what they no longer need comes back once the book has amended the order."""
+        instrument = self._instrument(symbol)
+        command = Amend(self._now(), order_id, account_id, quantity_t, price_fen)
+        # the hold is named by the entry's sequence number, taken only once the hold stands so
+        # that a refused amend leaves no gap in the journal
+        grow_t, grow_fen = self._hold(instrument, self._seq + 1, command)
+        entry = Entry(self._next_seq(), symbol, command, None, grow_t, grow_fen)
+        return await self._sequence(entry)
+
     async def cancel_all(self, account_id: int, symbol: str) -> list[Event]:
         self._instrument(symbol)
         command = CancelAll(self._now(), account_id)
@@ -216,13 +251,39 @@ class Engine:
             limit = command.price_fen
             if limit is None or command.order_type is OrderType.MARKET:
                 limit = self.books[instrument.symbol].band[1]
-            notional = max(limit, 0) * command.quantity_t
-            # Each fill's fee is rounded on its own, half up: over k fills they can exceed the fee
-            # on the whole by up to k/2 fen, and an order has at most one fill per tonne.
-            fee = -(-notional * instrument.buyer_fee_bp // BASIS_POINTS) + command.quantity_t
-            fen = notional + fee
+            fen = _buy_reserve(instrument, limit, command.quantity_t)
             risk.reserve_buy(command.order_id, command.account_id, fen)
             return 0, fen
+        except LedgerError as error:
+            raise ExchangeError(str(error.code), error.message) from None
+
+    def _hold(self, instrument: Instrument, seq: int, command: Amend) -> tuple[int, int]:
+        """Hold what an amend needs beyond the order's reservation, as its fills stand now
+        (fills still in flight only lower the need). An amend the book will refuse (no such
+        order, another account's) holds nothing."""
+        risk = self.risk
+        if risk is None:
+            raise ExchangeError(
+                ErrorCode.EXCHANGE_NOT_READY, "the exchange is recovering; try again"
+            )
+        order = self._orders.get(command.order_id)
+        if order is None or order.account_id != command.account_id:
+            return 0, 0
+        if order.symbol != instrument.symbol:
+            return 0, 0
+        leaves = command.quantity_t - (order.quantity_t - order.leaves_t)
+        price = order.price_fen if command.price_fen is None else command.price_fen
+        if leaves <= 0 or price is None:
+            return 0, 0
+        more = _need(instrument, order.side, price, leaves) - order.reserved
+        if more <= 0:
+            return 0, 0
+        try:
+            if order.side is Side.SELL:
+                risk.hold_sell(seq, order.account_id, more, instrument.only)
+                return more, 0
+            risk.hold_buy(seq, order.account_id, more)
+            return 0, more
         except LedgerError as error:
             raise ExchangeError(str(error.code), error.message) from None
 
@@ -247,8 +308,7 @@ class Engine:
                 await durable
             except JournalError as error:
                 self._inflight.popleft()
-                if isinstance(entry.command, NewOrder) and self.risk is not None:
-                    self.risk.release(entry.command.order_id)
+                self._refused(entry)
                 result.set_exception(error)
                 continue
             self._inflight.popleft()
@@ -278,13 +338,9 @@ class Engine:
                 self._orders[event.order_id].leaves_t = 0
                 finished.append(event.order_id)
             elif isinstance(event, Amended):
-                self._orders[event.order_id].leaves_t = event.leaves_t
-            elif (
-                isinstance(event, Rejected)
-                and isinstance(entry.command, NewOrder)
-                and self.risk is not None
-            ):
-                self.risk.release(entry.command.order_id)
+                self._amended(instrument, entry, event)
+            elif isinstance(event, Rejected):
+                self._refused(entry)
         for order_id in finished:
             order = self._orders.pop(order_id, None)
             if order is not None:
@@ -295,8 +351,20 @@ class Engine:
             listener(entry, events)
         return events
 
+    def _refused(self, entry: Entry) -> None:
+        """Give back what the refused input reserved or held (nothing reached the ledger)."""
+        if self.risk is None:
+            return
+        if isinstance(entry.command, NewOrder):
+            self.risk.release(entry.command.order_id)
+        elif isinstance(entry.command, Amend):
+            self.risk.unhold(entry.seq)
+
     def _accepted(self, entry: Entry, event: Accepted) -> None:
-        self._orders[event.order_id] = _Order(event.account_id, event.side, event.quantity_t)
+        reserved = entry.reserved_t if event.side is Side.SELL else entry.reserved_fen
+        self._orders[event.order_id] = _Order(
+            entry.symbol, event.account_id, event.side, event.quantity_t, event.price_fen, reserved
+        )
         instrument = self.instruments[entry.symbol]
         self._feed.lock(
             OrderLock(
@@ -307,6 +375,42 @@ class Engine:
                 only=instrument.only,
             )
         )
+
+    def _amended(self, instrument: Instrument, entry: Entry, event: Amended) -> None:
+        """Fit the order's reservation to its new terms: add what the amend held, give back
+        what the new terms do not need, and tell the ledger the difference."""
+        order = self._orders[event.order_id]
+        order.quantity_t, order.leaves_t, order.price_fen = (
+            event.quantity_t,
+            event.leaves_t,
+            event.price_fen,
+        )
+        grown = entry.reserved_t or entry.reserved_fen
+        order.reserved += grown
+        risk = self.risk
+        if risk is not None and grown:
+            risk.grow(entry.seq, event.order_id)
+        excess = order.reserved - _need(instrument, order.side, event.price_fen, event.leaves_t)
+        if excess > 0:
+            order.reserved -= excess
+            if risk is not None:
+                if order.side is Side.SELL:
+                    risk.trim(event.order_id, tonnes=excess)
+                else:
+                    risk.trim(event.order_id, fen=excess)
+        change = grown - max(excess, 0)
+        if change:
+            sell = order.side is Side.SELL
+            self._feed.adjust(
+                OrderAdjust(
+                    entry.seq,
+                    event.order_id,
+                    order.account_id,
+                    quantity_t=change if sell else 0,
+                    amount_fen=0 if sell else change,
+                    only=instrument.only,
+                )
+            )
 
     def _traded(self, instrument: Instrument, event: Trade, finished: list[int]) -> None:
         maker, taker = self._orders[event.maker_order_id], self._orders[event.taker_order_id]
@@ -328,6 +432,9 @@ class Engine:
             instrument.buyer_fee_bp,
             instrument.seller_fee_bp,
         )
+        buyer_fee, _ = fees(trade)
+        self._orders[buy_order].reserved -= trade.price_fen * trade.quantity_t + buyer_fee
+        self._orders[sell_order].reserved -= trade.quantity_t
         if self.risk is not None:
             self.risk.fill(trade)
         self._feed.trade(trade)
@@ -337,6 +444,19 @@ class Engine:
         ):
             if not leaves:
                 finished.append(order_id)
+
+
+def _buy_reserve(instrument: Instrument, limit_fen: int, quantity_t: int) -> int:
+    """Cash a buy of `quantity_t` at up to `limit_fen` reserves: notional and fee, plus a fen a
+    tonne, because each fill's fee is rounded on its own (half up): over k fills they can exceed
+    the fee on the whole by up to k/2 fen, and an order has at most one fill per tonne."""
+    notional = max(limit_fen, 0) * quantity_t
+    return notional + -(-notional * instrument.buyer_fee_bp // BASIS_POINTS) + quantity_t
+
+
+def _need(instrument: Instrument, side: Side, price_fen: int, leaves_t: int) -> int:
+    """What a resting order of `leaves_t` at `price_fen` must have reserved: tonnes or fen."""
+    return leaves_t if side is Side.SELL else _buy_reserve(instrument, price_fen, leaves_t)
 
 
 def _request_of(command: NewOrder, request: OrderRequest) -> OrderRequest:

@@ -1,13 +1,16 @@
 """Batches of what the exchange decided, for `Ledger.apply`, cut where order would matter.
 
-`Ledger.apply` takes a batch's locks first, then its trades, then its releases. That reordering
-is harmless except in one case: an account's order is released and a later order of the same
-account locks what the release freed (cancel a sell, place another for the same tonnes). So a
-batch is cut before a lock of an account that has a release in it, and the two land in order.
+`Ledger.apply` takes a batch's locks first, then its adjustments (growths, then trims), then its
+trades, then its releases. That reordering is harmless except in one case: something of an
+account is given back (a release, or an amend's trim) and a later lock or growth of the same
+account takes what was given back (cancel a sell, place another for the same tonnes). So a batch
+is cut before a lock or growth of an account that gave something back in it, and the two land in
+order.
 """
 
 from __future__ import annotations
 
+from settlement.adjusts import OrderAdjust
 from settlement.batches import Batch, OrderLock
 from settlement.values import TradeToSettle
 
@@ -21,17 +24,25 @@ class BatchBuilder:
         self._locks: list[OrderLock] = []
         self._trades: list[TradeToSettle] = []
         self._releases: list[int] = []
-        self._releasing: set[int] = set()  # accounts with a release in the open batch
+        self._adjusts: list[OrderAdjust] = []
+        self._releasing: set[int] = set()  # accounts that gave something back in the open batch
 
     def __len__(self) -> int:
-        return sum(len(b.locks) + len(b.trades) + len(b.releases) for b in self._done) + (
-            len(self._locks) + len(self._trades) + len(self._releases)
-        )
+        return sum(len(b) for b in self._done) + self._open()
 
     def lock(self, lock: OrderLock) -> None:
         if lock.account_id in self._releasing:
             self._cut()
         self._locks.append(lock)
+        self._cut_if_full()
+
+    def adjust(self, adjust: OrderAdjust) -> None:
+        taking = adjust.quantity_t > 0 or adjust.amount_fen > 0
+        if taking and adjust.account_id in self._releasing:
+            self._cut()
+        self._adjusts.append(adjust)
+        if not taking:
+            self._releasing.add(adjust.account_id)
         self._cut_if_full()
 
     def trade(self, trade: TradeToSettle) -> None:
@@ -50,11 +61,21 @@ class BatchBuilder:
         return done
 
     def _cut_if_full(self) -> None:
-        if len(self._locks) + len(self._trades) + len(self._releases) >= self._max_items:
+        if self._open() >= self._max_items:
             self._cut()
 
+    def _open(self) -> int:
+        return len(self._locks) + len(self._trades) + len(self._releases) + len(self._adjusts)
+
     def _cut(self) -> None:
-        if self._locks or self._trades or self._releases:
-            self._done.append(Batch(tuple(self._locks), tuple(self._trades), tuple(self._releases)))
-        self._locks, self._trades, self._releases = [], [], []
+        if self._open():
+            self._done.append(
+                Batch(
+                    tuple(self._locks),
+                    tuple(self._trades),
+                    tuple(self._releases),
+                    tuple(self._adjusts),
+                )
+            )
+        self._locks, self._trades, self._releases, self._adjusts = [], [], [], []
         self._releasing = set()

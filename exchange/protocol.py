@@ -48,6 +48,16 @@ class Cancel(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cl_ord_id: ClientId | None = None
 
 
+class Amend(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """New total quantity (filled included) and, optionally, a new price."""
+
+    symbol: Symbol
+    quantity: Tonnes
+    price: Fen | None = None
+    order_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    cl_ord_id: ClientId | None = None
+
+
 class CancelAll(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     symbol: Symbol
 
@@ -64,12 +74,13 @@ class Ping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pass
 
 
-Args = Login | NewOrder | Cancel | CancelAll | Subscribe | Unsubscribe | Ping
+Args = Login | NewOrder | Cancel | Amend | CancelAll | Subscribe | Unsubscribe | Ping
 
 OPS: dict[str, type[Args]] = {
     "login": Login,
     "new_order": NewOrder,
     "cancel": Cancel,
+    "amend": Amend,
     "cancel_all": CancelAll,
     "subscribe": Subscribe,
     "unsubscribe": Unsubscribe,
@@ -131,7 +142,7 @@ def decode(frame: bytes | str) -> Request | ProtocolError:
         args = decoder.decode(envelope.args)
     except msgspec.ValidationError as error:
         return ProtocolError(envelope.req_id, ErrorBody(ErrorCode.INVALID_ARGS, str(error)))
-    if isinstance(args, Cancel) and (args.order_id is None) == (args.cl_ord_id is None):
+    if isinstance(args, Cancel | Amend) and (args.order_id is None) == (args.cl_ord_id is None):
         return ProtocolError(
             envelope.req_id,
             ErrorBody(

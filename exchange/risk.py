@@ -43,6 +43,8 @@ class RiskView:
         self._free: defaultdict[int, dict[str, int]] = defaultdict(dict)
         self._sells: dict[int, _Sell] = {}
         self._buys: dict[int, _Buy] = {}
+        # what amends hold until their book says yes (added to the order) or no (given back)
+        self._held: dict[int, _Sell | _Buy] = {}
 
     @classmethod
     async def load(cls, conn: Connection) -> RiskView:
@@ -117,6 +119,62 @@ class RiskView:
         self._buys[order_id] = _Buy(account_id, fen)
 
     def reserve_sell(self, order_id: int, account_id: int, tonnes: int, only: CerFilter) -> None:
+        self._sells[order_id] = _Sell(account_id, self._take(account_id, tonnes, only))
+
+    def hold_buy(self, hold_id: int, account_id: int, fen: int) -> None:
+        """Set cash aside for an amend that grows a buy order, until `grow` or `unhold`."""
+        self.reserve_buy(hold_id, account_id, fen)
+        self._held[hold_id] = self._buys.pop(hold_id)
+
+    def hold_sell(self, hold_id: int, account_id: int, tonnes: int, only: CerFilter) -> None:
+        """Set tonnes aside for an amend that grows a sell order, until `grow` or `unhold`."""
+        self._held[hold_id] = _Sell(account_id, self._take(account_id, tonnes, only))
+
+    def grow(self, hold_id: int, order_id: int) -> None:
+        """The amend was accepted: its holding joins the order's reservation."""
+        held = self._held.pop(hold_id)
+        if isinstance(held, _Buy):
+            self._buys[order_id].fen += held.fen
+            return
+        by_block = self._sells[order_id].by_block
+        for block, tonnes in held.by_block.items():
+            by_block[block] = by_block.get(block, 0) + tonnes
+        # delivery goes oldest vintage first, over the grown reservation as over the first one
+        self._sells[order_id].by_block = dict(
+            sorted(by_block.items(), key=lambda item: self._rank[item[0]])
+        )
+
+    def unhold(self, hold_id: int) -> None:
+        """The amend was refused (or never journaled): give its holding back as it was taken."""
+        held = self._held.pop(hold_id, None)
+        if isinstance(held, _Buy):
+            self._cash[held.account_id] += held.fen
+        elif held is not None:
+            for block, tonnes in held.by_block.items():
+                self.credit_tonnes(held.account_id, block, tonnes)
+
+    def trim(self, order_id: int, tonnes: int = 0, fen: int = 0) -> None:
+        """Give back part of an order's reservation: cash, or tonnes from the end of the
+        delivery order (newest vintage first), as the ledger's trim does."""
+        if fen:
+            buy = self._buys[order_id]
+            buy.fen -= fen
+            self._cash[buy.account_id] += fen
+        if tonnes:
+            sell = self._sells[order_id]
+            for block in reversed(list(sell.by_block)):
+                size = min(sell.by_block[block], tonnes)
+                sell.by_block[block] -= size
+                if not sell.by_block[block]:
+                    del sell.by_block[block]
+                self.credit_tonnes(sell.account_id, block, size)
+                tonnes -= size
+                if not tonnes:
+                    break
+        if tonnes:
+            raise AssertionError(f"order {order_id} holds fewer tonnes than its trim")
+
+    def _take(self, account_id: int, tonnes: int, only: CerFilter) -> dict[str, int]:
         free = self._free[account_id]
         eligible = sorted(
             (b for b, t in free.items() if t and only.admits(self._blocks[b])),
@@ -136,7 +194,7 @@ class RiskView:
             wanted -= size
             if not wanted:
                 break
-        self._sells[order_id] = _Sell(account_id, taken)
+        return taken
 
     def fill(self, trade: TradeToSettle) -> None:
         """Move a trade's tonnes and cash out of its orders' reservations, as DvP will."""

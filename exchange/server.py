@@ -117,13 +117,13 @@ class Session:
         self,
         req_id: protocol.RequestId | None,
         account_id: int,
-        args: protocol.NewOrder | protocol.Cancel | protocol.CancelAll,
+        args: protocol.NewOrder | protocol.Cancel | protocol.Amend | protocol.CancelAll,
     ) -> protocol.Reply:
         engine = self.exchange.engine
         if isinstance(args, protocol.NewOrder):
             order_id, events = await engine.new_order(account_id, _order_request(args))
             return _answer(req_id, events, {"order_id": order_id})
-        if isinstance(args, protocol.Cancel):
+        if isinstance(args, protocol.Cancel | protocol.Amend):
             target = args.order_id
             if target is None and args.cl_ord_id is not None:
                 target = engine.order_id_for(account_id, args.cl_ord_id)
@@ -131,7 +131,12 @@ class Session:
                 return protocol.refused(
                     req_id, RejectCode.ORDER_MUST_EXIST.value, "no such cl_ord_id"
                 )
-            events = await engine.cancel(account_id, args.symbol, target)
+            if isinstance(args, protocol.Amend):
+                events = await engine.amend(
+                    account_id, args.symbol, target, args.quantity, args.price
+                )
+            else:
+                events = await engine.cancel(account_id, args.symbol, target)
             return _answer(req_id, events, {"order_id": target})
         events = await engine.operate(args.symbol, CancelAll(engine.now_ns(), account_id))
         return _answer(req_id, events, {"cancelled": sum(isinstance(e, Cancelled) for e in events)})

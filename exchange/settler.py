@@ -56,7 +56,7 @@ class Settler:
     @property
     def lag(self) -> int:
         """Locks, trades and releases decided but not yet in the ledger."""
-        waiting = sum(len(b.locks) + len(b.trades) + len(b.releases) for b in self._pending)
+        waiting = sum(len(b) for b in self._pending)
         return waiting + len(self._feed)
 
     def start(self) -> None:

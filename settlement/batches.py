@@ -47,6 +47,9 @@ class Batch(msgspec.Struct, frozen=True):
     releases: tuple[int, ...] = ()
     adjusts: tuple[OrderAdjust, ...] = ()  # applied after the locks, before the trades
 
+    def __len__(self) -> int:
+        return len(self.locks) + len(self.trades) + len(self.releases) + len(self.adjusts)
+
 
 class BatchReport(msgspec.Struct, frozen=True):
     locked: tuple[int, ...]

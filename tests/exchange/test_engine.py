@@ -16,7 +16,7 @@ from exchange.journal import Journal, last_seq, read
 from exchange.ledger_feed import BatchBuilder
 from exchange.recovery import recover
 from exchange.risk import RiskView
-from matching import Event, OrderType, Side, TimeInForce, Trade
+from matching import Amended, Event, OrderType, RejectCode, Side, TimeInForce, Trade
 from settlement.database import Database
 from settlement.ledger import Ledger
 from tests.exchange.market import INSTRUMENT, SYMBOL, accounts, order
@@ -116,6 +116,49 @@ async def test_a_refused_order_journals_nothing(database: Database) -> None:
     assert exchange.engine.risk.available_fen(buyer) == 5_000_000
 
 
+async def test_an_amend_holds_what_it_needs_and_gives_back_what_it_does_not(
+    database: Database,
+) -> None:
+    exchange = Exchange(database)
+    (_, trader), (buyer, _) = await accounts(exchange.ledger, "m")
+    await exchange.start()
+    engine, risk = exchange.engine, exchange.engine.risk
+    assert risk is not None
+    # priced away from what earlier tests left in the book
+    buy, _ = await engine.new_order(buyer, order("mb", Side.BUY, 100, 4_600))
+    sell, _ = await engine.new_order(trader, order("ms", Side.SELL, 100, 5_400))
+    cash, free = risk.available_fen(buyer), risk.free_by_block(trader)
+    # a higher price needs more cash; a larger sell more tonnes
+    await engine.amend(buyer, SYMBOL, buy, 100, 4_610)
+    assert risk.available_fen(buyer) == cash - 1_000 - 1  # 10 fen a tonne more, and its fee
+    await engine.amend(trader, SYMBOL, sell, 250)
+    assert sum(risk.free_by_block(trader).values()) == sum(free.values()) - 150
+    # beyond what the account has: refused, nothing held, nothing journaled
+    async with database.pool.acquire() as conn:
+        before = await last_seq(conn)
+    for account, order_id, quantity in ((buyer, buy, 100_000), (trader, sell, 301)):
+        with pytest.raises(ExchangeError) as refused:
+            await engine.amend(account, SYMBOL, order_id, quantity)
+        assert refused.value.code in ("INSUFFICIENT_CASH", "INSUFFICIENT_HOLDINGS")
+    async with database.pool.acquire() as conn:
+        assert await last_seq(conn) == before
+    # smaller terms give back at once, in the risk view and, once settled, in the ledger
+    await engine.amend(buyer, SYMBOL, buy, 10, 4_590)
+    await engine.amend(trader, SYMBOL, sell, 20)
+    await exchange.settle()
+    everyone = [trader, buyer]
+    assert msgspec.to_builtins(await _risk(exchange, everyone)) == msgspec.to_builtins(
+        _view(risk, everyone)
+    )
+    locked = await exchange.ledger.balance(buyer)
+    assert locked.locked_fen == 4_590 * 10 + 23 + 10  # notional, fee rounded up, a fen a tonne
+    # another account's order, or an unknown one, is the book's refusal and holds nothing
+    events = await engine.amend(trader, SYMBOL, buy, 500, 4_600)
+    assert [getattr(e, "code", None) for e in events] == [RejectCode.ORDER_MUST_BELONG_TO_ACCOUNT]
+    assert risk.available_fen(trader) == (await exchange.ledger.balance(trader)).available_fen
+    await exchange.journal.close()
+
+
 async def test_replaying_the_journal_rebuilds_the_same_books_and_events(
     database: Database,
 ) -> None:
@@ -143,6 +186,14 @@ async def test_replaying_the_journal_rebuilds_the_same_books_and_events(
                 )
                 order_id, _ = await live.engine.new_order(account, request)
                 open_orders.append((account, order_id))
+            elif roll < 0.88 and open_orders:
+                book = live.engine.books[SYMBOL]
+                open_orders = [(a, o) for a, o in open_orders if book.order(o) is not None]
+                if not open_orders:
+                    continue
+                account, order_id = rng.choice(open_orders)
+                quantity, price = rng.randint(1, 20), rng.choice([None, 5_000 + rng.randint(-8, 8)])
+                await live.engine.amend(account, SYMBOL, order_id, quantity, price)
             elif open_orders:
                 account, order_id = open_orders.pop(rng.randrange(len(open_orders)))
                 await live.engine.cancel(account, SYMBOL, order_id)
@@ -153,6 +204,7 @@ async def test_replaying_the_journal_rebuilds_the_same_books_and_events(
     await live.settle()
     await live.journal.close()
     assert any(isinstance(e, Trade) for _, events in seen for e in events)
+    assert any(isinstance(e, Amended) for _, events in seen for e in events)
 
     recovered = Exchange(database)
     replayed = [

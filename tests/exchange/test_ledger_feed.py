@@ -4,6 +4,7 @@ full; otherwise everything rides in one batch, in order."""
 from __future__ import annotations
 
 from exchange.ledger_feed import BatchBuilder
+from settlement.adjusts import OrderAdjust
 from settlement.batches import Batch, OrderLock
 from settlement.values import TradeToSettle
 
@@ -26,6 +27,18 @@ def test_a_lock_after_a_release_of_the_same_account_starts_a_new_batch() -> None
         Batch((OrderLock(13, 100, amount_fen=5_000),)),
     ]
     assert feed.take() == []
+
+
+def test_a_growth_after_a_trim_of_the_same_account_starts_a_new_batch() -> None:
+    feed = BatchBuilder()
+    trim = OrderAdjust(5, 10, 100, quantity_t=-4)
+    other = OrderAdjust(6, 12, 101, amount_fen=700)
+    grow = OrderAdjust(7, 11, 100, quantity_t=4)  # may need the tonnes the trim gave back
+    for adjust in (trim, other, grow):
+        feed.adjust(adjust)
+    lock = OrderLock(13, 100, amount_fen=1)
+    feed.lock(lock)  # the trim was in an earlier batch; the growth only took
+    assert feed.take() == [Batch(adjusts=(trim, other)), Batch((lock,), adjusts=(grow,))]
 
 
 def test_a_full_batch_is_cut() -> None:

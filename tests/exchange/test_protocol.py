@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exchange.protocol import (
+    Amend,
     Cancel,
     Login,
     NewOrder,
@@ -58,6 +59,9 @@ def test_each_op_decodes_into_its_struct() -> None:
     assert decode(frame("cancel", {"symbol": "S", "cl_ord_id": "x"})) == Request(
         "cancel", 7, Cancel("S", None, "x")
     )
+    assert decode(frame("amend", {"symbol": "S", "order_id": 4, "quantity": 9})) == Request(
+        "amend", 7, Amend("S", 9, None, 4)
+    )
     assert decode(frame("subscribe", {"channels": ["book:S"]})) == Request(
         "subscribe", 7, Subscribe(["book:S"])
     )
@@ -97,6 +101,13 @@ def test_each_op_decodes_into_its_struct() -> None:
         ),
         (frame("cancel", {"symbol": "S"}), "INVALID_ARGS", 7),
         (frame("cancel", {"symbol": "S", "order_id": 1, "cl_ord_id": "x"}), "INVALID_ARGS", 7),
+        (frame("amend", {"symbol": "S", "quantity": 5}), "INVALID_ARGS", 7),
+        (frame("amend", {"symbol": "S", "order_id": 1}), "INVALID_ARGS", 7),
+        (
+            frame("amend", {"symbol": "S", "order_id": 1, "quantity": 5, "price": 0}),
+            "INVALID_ARGS",
+            7,
+        ),
         (
             frame("login", {"api_key": "k", "timestamp_ms": 1, "nonce": "n", "signature": "zz"}),
             "INVALID_ARGS",

@@ -188,6 +188,32 @@ async def test_cancel_all_cancels_only_the_callers_orders(
         assert (await theirs.call("cancel", symbol=SYMBOL, cl_ord_id="t0"))["ok"]
 
 
+async def test_an_amend_reprices_an_order_and_is_refused_for_anothers(
+    exchange: Exchange, server: TestServer, market: Market
+) -> None:
+    (_, seller), (buyer, _) = market
+    async with aiohttp.ClientSession() as http:
+        mine, theirs = await connect(server, http), await connect(server, http)
+        await mine.login(await make_key(exchange, buyer))
+        await theirs.login(await make_key(exchange, seller))
+        placed = await mine.call(
+            "new_order", symbol=SYMBOL, cl_ord_id="a1", side="buy", quantity=4, price=4_900
+        )
+        order_id = placed["result"]["order_id"]
+        stolen = await theirs.call("amend", symbol=SYMBOL, order_id=order_id, quantity=1)
+        assert stolen["error"]["code"] == "ORDER_MUST_BELONG_TO_ACCOUNT"
+        moved = await mine.call("amend", symbol=SYMBOL, cl_ord_id="a1", quantity=6, price=4_910)
+        assert moved == {"req_id": moved["req_id"], "ok": True, "result": {"order_id": order_id}}
+        assert [(r["status"], r["quantity"], r["leaves_qty"]) for r in mine.reports][-1] == (
+            "amended",
+            6,
+            6,
+        )
+        too_much = await mine.call("amend", symbol=SYMBOL, order_id=order_id, quantity=10**6)
+        assert too_much["error"]["code"] == "INSUFFICIENT_CASH"
+        assert (await mine.call("cancel", symbol=SYMBOL, order_id=order_id))["ok"]
+
+
 async def scrape(http: aiohttp.ClientSession, server: TestServer) -> dict[str, float]:
     async with http.get(server.make_url("/metrics")) as response:
         assert response.status == 200
