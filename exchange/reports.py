@@ -1,4 +1,4 @@
-"""Execution reports: what each order's owner is told, built from the book's events.
+"""What an account is told: execution reports built from the book's events, and its balance.
 
 Quantity is conserved in every report: quantity = cumulative filled + leaves + cancelled.
 """
@@ -24,6 +24,14 @@ class ExecutionReport(msgspec.Struct, frozen=True, omit_defaults=True, tag="exec
     last_price: int | None = None
     trade_id: int | None = None
     reason: str | None = None
+
+
+class BalanceUpdate(msgspec.Struct, frozen=True, tag="balance"):
+    """What the account can now use for new orders: cash, and tonnes not reserved by its sells
+    (of any vintage; an instrument accepts those it lists). Sent after each change."""
+
+    available_fen: int
+    free_t: int
 
 
 class _Order:

@@ -88,6 +88,9 @@ class RiskView:
     def available_fen(self, account_id: int) -> int:
         return self._cash[account_id]
 
+    def free_t(self, account_id: int) -> int:
+        return sum(self._free[account_id].values())
+
     def free_by_block(self, account_id: int) -> dict[str, int]:
         return {block: t for block, t in self._free[account_id].items() if t}
 

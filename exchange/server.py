@@ -3,6 +3,8 @@
 Each session has one bounded send queue and one task draining it, so replies and execution
 reports leave in the order they were made, and a client that stops reading fills only its own
 queue: when it is full the session is closed (1013, try again later), never the engine slowed.
+A session that has been sent nothing for a second is sent a heartbeat, so a client can tell a
+quiet market from a dead connection.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 
+import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -25,11 +29,17 @@ from exchange.service import EXCHANGE_KEY, Exchange
 from matching import CancelAll, Cancelled, Event, RejectCode, Rejected
 
 log = logging.getLogger(__name__)
+_encode = msgspec.json.Encoder().encode
 _session_ids = itertools.count(1)
 
 MAX_FRAME = 16 * 1024
 SEND_QUEUE = 1_024
 MAX_IN_FLIGHT = 256  # requests of one session being served at once
+HEARTBEAT_S = 1.0
+
+
+class Heartbeat(msgspec.Struct, frozen=True, tag="heartbeat"):
+    ts_ns: int
 
 
 class Session:
@@ -42,6 +52,7 @@ class Session:
         self.bucket = TokenBucket(limits.session_per_second, limits.session_burst)
         self._closing = False
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(SEND_QUEUE)
+        self.last_sent = asyncio.get_running_loop().time()
         exchange.queues.add(self.queue)
         exchange.metrics.connections.inc()
         self._unfollow: Callable[[], None] = _nothing
@@ -61,8 +72,10 @@ class Session:
             )
 
     async def send_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self.ws.send_bytes(await self.queue.get())
+            self.last_sent = loop.time()
 
     def close(self) -> None:
         self._unfollow()
@@ -201,6 +214,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=30)
     await ws.prepare(request)
     session = Session(ws, request.app[EXCHANGE_KEY])
+    sessions = request.app[SESSIONS_KEY]
+    sessions.add(session)
     sender = asyncio.create_task(session.send_forever())
     # Requests are served concurrently, so that one session's orders can share a journal commit;
     # each takes its sequence number before its first wait, so they still apply in arrival order.
@@ -223,6 +238,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     finally:
         # requests under way finish (an order may already be journaled); their replies go nowhere
         session.close()
+        sessions.discard(session)
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
             await sender
@@ -234,9 +250,35 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def heartbeats(app: web.Application) -> AsyncIterator[None]:
+    """Every second, a heartbeat to each session that has been sent nothing for a second."""
+
+    async def beat() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(HEARTBEAT_S / 2)
+            idle_since = loop.time() - HEARTBEAT_S
+            quiet = [s for s in app[SESSIONS_KEY] if s.last_sent <= idle_since and s.queue.empty()]
+            if quiet:
+                message = _encode(Heartbeat(time.time_ns()))
+                for session in quiet:
+                    session.push(message)
+
+    task = asyncio.create_task(beat(), name="heartbeats")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+SESSIONS_KEY = web.AppKey("sessions", set[Session])
+
+
 def build_app(exchange: Exchange) -> web.Application:
     app = web.Application()
     app[EXCHANGE_KEY] = exchange
+    app[SESSIONS_KEY] = set()
+    app.cleanup_ctx.append(heartbeats)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/metrics", metrics)
     rest.add_routes(app)

@@ -23,7 +23,7 @@ from exchange.limits import DEFAULT_LIMITS, Limits, TokenBucket
 from exchange.market_data import MarketData
 from exchange.metrics import Metrics
 from exchange.recovery import recover
-from exchange.reports import Reports
+from exchange.reports import BalanceUpdate, Reports
 from exchange.settler import Settler
 from matching import Event, Rejected
 from settlement.database import Database
@@ -103,9 +103,24 @@ class Exchange:
             counted.labels(
                 event.code.value if isinstance(event, Rejected) else _KINDS[type(event)]
             ).inc()
+        told: set[int] = set()
         for account_id, report in self.reports.of(entry, events):
-            for push in list(self._subscribers.get(account_id, ())):
-                push(_encode(report))
+            pushes = self._subscribers.get(account_id)
+            if pushes:
+                told.add(account_id)
+                for push in list(pushes):
+                    push(_encode(report))
+        for account_id in told:
+            self.tell_balance(account_id)
+
+    def tell_balance(self, account_id: int) -> None:
+        """Send the account's sessions what it can now use (after a fill, a deposit…)."""
+        risk, pushes = self.engine.risk, self._subscribers.get(account_id)
+        if risk is None or not pushes:
+            return
+        message = _encode(BalanceUpdate(risk.available_fen(account_id), risk.free_t(account_id)))
+        for push in list(pushes):
+            push(message)
 
 
 EXCHANGE_KEY = web.AppKey("exchange", Exchange)

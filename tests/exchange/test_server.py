@@ -33,6 +33,7 @@ class Client:
         self.ws = ws
         self.ids = itertools.count(1)
         self.reports: list[dict[str, Any]] = []
+        self.pushed: list[dict[str, Any]] = []  # everything else the server sent unasked
 
     async def call(self, op: str, **args: object) -> dict[str, Any]:
         req_id = next(self.ids)
@@ -48,6 +49,8 @@ class Client:
             body: dict[str, Any] = msgspec.json.decode(message.data)
             if body.get("type") == "execution":
                 self.reports.append(body)
+            elif "type" in body:
+                self.pushed.append(body)
             elif body.get("req_id") == req_id:
                 return body
 
@@ -148,6 +151,24 @@ async def test_orders_trade_and_both_owners_hear_their_fills(
     await exchange.settler.drain()
     held = await exchange.ledger.holdings(buyer)
     assert sum(h.quantity_t for h in held) == 10
+    # each fill was followed by the account's balance, as the ledger now has it
+    buyer_balance = [m for m in buy_client.pushed if m["type"] == "balance"][-1]
+    ledger_balance = await exchange.ledger.balance(buyer)
+    assert buyer_balance == {
+        "type": "balance",
+        "available_fen": ledger_balance.available_fen,
+        "free_t": 10,
+    }
+
+
+async def test_a_quiet_session_hears_heartbeats(exchange: Exchange, server: TestServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.make_url("/ws"))
+        first = msgspec.json.decode((await ws.receive(timeout=10)).data)
+        second = msgspec.json.decode((await ws.receive(timeout=10)).data)
+        assert first["type"] == second["type"] == "heartbeat"
+        assert second["ts_ns"] > first["ts_ns"]
+        await ws.close()
 
 
 async def test_bad_frames_are_answered_and_the_session_lives(
