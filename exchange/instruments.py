@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
+from exchange.sessions import TradingHours
 from matching import InstrumentRules
 from settlement.connection import Connection
 from settlement.values import ANY_CER, CerFilter
@@ -21,6 +22,7 @@ class Instrument(msgspec.Struct, frozen=True):
     only: CerFilter = ANY_CER
     buyer_fee_bp: int = 0
     seller_fee_bp: int = 0
+    hours: TradingHours | None = None  # None: continuous, never closed
 
     def trade_id(self, book_trade_id: int) -> int:
         """

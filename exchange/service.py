@@ -24,6 +24,7 @@ from exchange.market_data import MarketData
 from exchange.metrics import Metrics
 from exchange.recovery import recover
 from exchange.reports import BalanceUpdate, Reports
+from exchange.sessions import Sessions
 from exchange.settler import Settler
 from matching import Event, Rejected
 from settlement.database import Database
@@ -50,6 +51,12 @@ class Exchange:
             self.ledger, self.feed, lambda _b, seconds: metrics.settlement_seconds.observe(seconds)
         )
         self.market_data = MarketData(self.engine.books, self.engine.instruments)
+        self.sessions = Sessions(
+            {i.symbol: i.hours for i in instruments if i.hours is not None},
+            lambda symbol: self.engine.books[symbol].status,
+            self.engine.operate,
+            self.engine.now_ns,
+        )
         self.reports = Reports(self.engine.instruments)
         self.queues: set[asyncio.Queue[bytes]] = set()  # every session's send queue
         metrics.track(lambda: self.settler.lag, lambda: sum(q.qsize() for q in self.queues))
@@ -63,12 +70,15 @@ class Exchange:
         exchange = cls(database, instruments, limits)
         # listening from the first replayed entry: the reports' memory of orders is rebuilt too
         exchange.engine.listeners.append(exchange._on_events)
+        exchange.engine.listeners.append(exchange.sessions.observe)
         await recover(exchange.engine, database.pool, exchange.ledger, exchange.feed)
         exchange.journal.start()
         exchange.settler.start()
+        exchange.sessions.start()
         return exchange
 
     async def close(self) -> None:
+        await self.sessions.close()
         await self.journal.close()
         await self.settler.close()
 
