@@ -25,6 +25,7 @@ from exchange.instruments import Instrument
 from exchange.journal import Entry, Journal, JournalError
 from exchange.ledger_feed import BatchBuilder
 from exchange.risk import RiskView
+from exchange.snapshots import ClientOrder, ExchangeSnapshot, LiveOrder
 from matching import (
     Accepted,
     Amend,
@@ -121,6 +122,8 @@ class Engine:
         self._inflight = deque()
         self._applier: asyncio.Task[None] | None = None
         self._broken: Exception | None = None
+        self.applied_seq = last_seq  # the last entry applied to its book
+        self._applied_order_id = last_order_id  # the highest order id among applied entries
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -196,6 +199,11 @@ class Engine:
         self._instrument(symbol)
         return await self._sequence(Entry(self._next_seq(), symbol, command))
 
+    async def drain(self) -> None:
+        """Return once every entry sequenced so far has been applied (or has failed)."""
+        while self._applier is not None and not self._applier.done():
+            await asyncio.wait([self._applier])
+
     def order_id_for(self, account_id: int, cl_ord_id: str) -> int | None:
         known = self._by_cl_ord.get((account_id, cl_ord_id))
         return known[2] if known else None
@@ -216,6 +224,53 @@ class Engine:
 
     def go_live(self, risk: RiskView) -> None:
         self.risk = risk
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def capture(self) -> ExchangeSnapshot:
+        """The state after the last applied entry (the reports' and schedule's parts empty):
+        client order ids of orders not yet applied are left out, as a replay would."""
+        last_order_id = self._applied_order_id
+        return ExchangeSnapshot(
+            self.applied_seq,
+            last_order_id,
+            {symbol: book.snapshot() for symbol, book in self.books.items()},
+            [
+                LiveOrder(
+                    order_id,
+                    o.symbol,
+                    o.account_id,
+                    o.side,
+                    o.quantity_t,
+                    o.leaves_t,
+                    o.price_fen,
+                    o.reserved,
+                    None,
+                    0,
+                )
+                for order_id, o in self._orders.items()
+            ],
+            [
+                ClientOrder(account_id, cl_ord_id, symbol, command)
+                for (account_id, cl_ord_id), (command, symbol, order_id) in self._by_cl_ord.items()
+                if order_id <= last_order_id
+            ],
+            {},
+        )
+
+    def restore(self, snapshot: ExchangeSnapshot) -> None:
+        """Start from `snapshot` instead of empty books (before any replay)."""
+        for symbol, book in snapshot.books.items():
+            if symbol in self.books:
+                self.books[symbol] = OrderBook.restore(book)
+        for o in snapshot.orders:
+            order = _Order(o.symbol, o.account_id, o.side, o.quantity_t, o.price_fen, o.reserved)
+            order.leaves_t = o.leaves_t
+            self._orders[o.order_id] = order
+        for c in snapshot.client_orders:
+            self._by_cl_ord[c.account_id, c.cl_ord_id] = (c.command, c.symbol, c.command.order_id)
+        self._seq = self.applied_seq = snapshot.seq
+        self._order_ids = self._applied_order_id = snapshot.last_order_id
 
     # -- the sequence --------------------------------------------------------------------------
 
@@ -323,6 +378,9 @@ class Engine:
                     self._inflight.popleft()[2].set_exception(error)
 
     def _apply(self, entry: Entry) -> list[Event]:
+        self.applied_seq = entry.seq
+        if isinstance(entry.command, NewOrder):
+            self._applied_order_id = max(self._applied_order_id, entry.command.order_id)
         instrument = self.instruments[entry.symbol]
         started = time.perf_counter()
         events = self.books[entry.symbol].submit(entry.command)
@@ -341,15 +399,19 @@ class Engine:
                 self._amended(instrument, entry, event)
             elif isinstance(event, Rejected):
                 self._refused(entry)
-        for order_id in finished:
+        self._finished(finished)
+        for listener in self.listeners:
+            listener(entry, events)
+        return events
+
+    def _finished(self, order_ids: list[int]) -> None:
+        """Orders done (filled or cancelled): what they still hold goes back."""
+        for order_id in order_ids:
             order = self._orders.pop(order_id, None)
             if order is not None:
                 if self.risk is not None:
                     self.risk.release(order_id)
                 self._feed.release(order_id, order.account_id)
-        for listener in self.listeners:
-            listener(entry, events)
-        return events
 
     def _refused(self, entry: Entry) -> None:
         """Give back what the refused input reserved or held (nothing reached the ledger)."""

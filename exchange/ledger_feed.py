@@ -26,17 +26,20 @@ class BatchBuilder:
         self._releases: list[int] = []
         self._adjusts: list[OrderAdjust] = []
         self._releasing: set[int] = set()  # accounts that gave something back in the open batch
+        self.decided = 0  # items ever handed in, so a snapshot knows when the ledger has them
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._done) + self._open()
 
     def lock(self, lock: OrderLock) -> None:
+        self.decided += 1
         if lock.account_id in self._releasing:
             self._cut()
         self._locks.append(lock)
         self._cut_if_full()
 
     def adjust(self, adjust: OrderAdjust) -> None:
+        self.decided += 1
         taking = adjust.quantity_t > 0 or adjust.amount_fen > 0
         if taking and adjust.account_id in self._releasing:
             self._cut()
@@ -46,10 +49,12 @@ class BatchBuilder:
         self._cut_if_full()
 
     def trade(self, trade: TradeToSettle) -> None:
+        self.decided += 1
         self._trades.append(trade)
         self._cut_if_full()
 
     def release(self, order_id: int, account_id: int) -> None:
+        self.decided += 1
         self._releases.append(order_id)
         self._releasing.add(account_id)
         self._cut_if_full()

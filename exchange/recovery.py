@@ -1,7 +1,8 @@
 """Start-up: bring the books, the ledger and the risk view back to where the journal says.
 
-1. Replay the journal into the engine's books (from empty books: snapshots come later), which
-   also rebuilds the client-order-id memory and the sequence and order-id counters.
+1. Restore the newest snapshot, if any (`exchange.snapshots`), then replay the journal after it
+   into the engine's books, which also rebuilds the client-order-id memory and the sequence and
+   order-id counters.
 2. Hand the ledger everything the replay decided. It is idempotent — locks by order id, trades by
    trade id — so what it had already applied before the crash is reported and left alone.
 3. Only then load the risk view from the ledger, and go live.
@@ -17,6 +18,7 @@ from exchange.engine import Engine
 from exchange.journal import read
 from exchange.ledger_feed import BatchBuilder
 from exchange.risk import RiskView
+from exchange.snapshots import ExchangeSnapshot, latest
 from settlement.ledger import Ledger
 
 
@@ -26,10 +28,18 @@ async def recover(
     ledger: Ledger,
     feed: BatchBuilder,
     progress: Callable[[str], None] = lambda _line: None,
+    restore: Callable[[ExchangeSnapshot], None] | None = None,
 ) -> int:
-    """Recover and go live; the number of journal entries replayed."""
+    """Recover and go live; the number of journal entries replayed. `restore` restores a
+    snapshot into the engine and whatever else follows its events (the engine's own by default)."""
+    snapshot = await latest(pool)
+    after = 0
+    if snapshot is not None:
+        (restore or engine.restore)(snapshot)
+        after = snapshot.seq
+        progress(f"restored the snapshot at journal entry {after:,}")
     replayed = 0
-    async for entry in read(pool, 0):
+    async for entry in read(pool, after):
         engine.replay(entry)
         replayed += 1
         if replayed % 100_000 == 0:

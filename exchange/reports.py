@@ -9,6 +9,7 @@ import msgspec
 
 from exchange.instruments import Instrument
 from exchange.journal import Entry
+from exchange.snapshots import LiveOrder
 from matching import Accepted, Amended, Cancelled, Event, NewOrder, Rejected, Trade
 
 
@@ -49,6 +50,19 @@ class Reports:
     def __init__(self, instruments: dict[str, Instrument]) -> None:
         self._instruments = instruments
         self._orders: dict[int, _Order] = {}
+
+    def fill_in(self, orders: list[LiveOrder]) -> list[LiveOrder]:
+        """`orders` with their client order ids and filled quantities, for a snapshot."""
+        out = []
+        for order in orders:
+            known = self._orders[order.order_id]
+            out.append(msgspec.structs.replace(order, cl_ord_id=known.cl_ord_id, cum_t=known.cum))
+        return out
+
+    def restore(self, orders: list[LiveOrder]) -> None:
+        for order in orders:
+            known = self._orders[order.order_id] = _Order(order.cl_ord_id, order.quantity_t)
+            known.cum = order.cum_t
 
     def of(self, entry: Entry, events: list[Event]) -> list[tuple[int, ExecutionReport]]:
         out: list[tuple[int, ExecutionReport]] = []

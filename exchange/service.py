@@ -26,6 +26,7 @@ from exchange.recovery import recover
 from exchange.reports import BalanceUpdate, Reports
 from exchange.sessions import Sessions
 from exchange.settler import Settler
+from exchange.snapshots import EVERY_ENTRIES, ExchangeSnapshot, Snapshots
 from matching import Event, Rejected
 from settlement.database import Database
 from settlement.ledger import Ledger
@@ -35,7 +36,11 @@ Push = Callable[[bytes], None]
 
 class Exchange:
     def __init__(
-        self, database: Database, instruments: list[Instrument], limits: Limits = DEFAULT_LIMITS
+        self,
+        database: Database,
+        instruments: list[Instrument],
+        limits: Limits = DEFAULT_LIMITS,
+        snapshot_every: int = EVERY_ENTRIES,
     ) -> None:
         self.database = database
         self.limits = limits
@@ -59,28 +64,66 @@ class Exchange:
         )
         self.reports = Reports(self.engine.instruments)
         self.queues: set[asyncio.Queue[bytes]] = set()  # every session's send queue
+        self.snapshots = Snapshots(
+            database.pool,
+            self._capture,
+            lambda: self.feed.decided,
+            lambda: self.settler.applied_items,
+            snapshot_every,
+        )
         metrics.track(lambda: self.settler.lag, lambda: sum(q.qsize() for q in self.queues))
         self.nonces = NonceGuard()
+        self.replayed = 0  # journal entries the last start replayed (after its snapshot)
         self._subscribers: defaultdict[int, set[Push]] = defaultdict(set)
 
     @classmethod
     async def open(
-        cls, database: Database, instruments: list[Instrument], limits: Limits = DEFAULT_LIMITS
+        cls,
+        database: Database,
+        instruments: list[Instrument],
+        limits: Limits = DEFAULT_LIMITS,
+        snapshot_every: int = EVERY_ENTRIES,
     ) -> Exchange:
-        exchange = cls(database, instruments, limits)
+        exchange = cls(database, instruments, limits, snapshot_every)
         # listening from the first replayed entry: the reports' memory of orders is rebuilt too
         exchange.engine.listeners.append(exchange._on_events)
         exchange.engine.listeners.append(exchange.sessions.observe)
-        await recover(exchange.engine, database.pool, exchange.ledger, exchange.feed)
+        exchange.replayed = await recover(
+            exchange.engine,
+            database.pool,
+            exchange.ledger,
+            exchange.feed,
+            restore=exchange._restore,
+        )
+        exchange.settler.applied_items = exchange.feed.decided  # recovery applied them itself
+        exchange.engine.listeners.append(exchange.snapshots.observe)
         exchange.journal.start()
         exchange.settler.start()
         exchange.sessions.start()
+        exchange.snapshots.start()
         return exchange
 
     async def close(self) -> None:
+        """Stop, leaving a snapshot of the final state if the ledger has caught up with it."""
         await self.sessions.close()
+        await self.snapshots.close()
         await self.journal.close()
+        await self.engine.drain()
         await self.settler.close()
+        if not self.settler.lag and self.settler.error is None:
+            self.snapshots.take()
+            await self.snapshots.write_ready()
+
+    def _capture(self) -> ExchangeSnapshot:
+        state = self.engine.capture()
+        return msgspec.structs.replace(
+            state, orders=self.reports.fill_in(state.orders), sessions=self.sessions.state()
+        )
+
+    def _restore(self, snapshot: ExchangeSnapshot) -> None:
+        self.engine.restore(snapshot)
+        self.reports.restore(snapshot.orders)
+        self.sessions.restore(snapshot.sessions)
 
     async def authenticate(self, key_id: str, timestamp_ms: int, nonce: str, signature: str) -> int:
         """The account a signed request comes from (see `exchange.auth`), or a refusal."""

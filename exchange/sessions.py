@@ -107,6 +107,17 @@ class Sessions:
         ):
             self._done[entry.symbol][type(command)] = command.ts_ns
 
+    def state(self) -> dict[str, dict[str, int]]:
+        return {
+            symbol: {kind.__name__: ts for kind, ts in done.items()}
+            for symbol, done in self._done.items()
+        }
+
+    def restore(self, state: dict[str, dict[str, int]]) -> None:
+        kinds = {kind.__name__: kind for kind in (EndOfDay, StartAuction, Uncross, Resume, Halt)}
+        for symbol, done in state.items():
+            self._done[symbol] = {kinds[name]: ts for name, ts in done.items()}
+
     def next_step(self, symbol: str, now_ns: int) -> tuple[Command, ...]:
         """The next commands that bring `symbol`'s book towards its phase at `now_ns`."""
         hours, done, status = self.hours[symbol], self._done[symbol], self._status(symbol)

@@ -52,6 +52,7 @@ class Settler:
         self._on_applied = on_applied  # the batch and the seconds it took, for metrics
         self.error: LedgerError | None = None
         self.applied_batches = 0
+        self.applied_items = 0  # counts as the feed's `decided` does
 
     @property
     def lag(self) -> int:
@@ -103,6 +104,7 @@ class Settler:
                     return
                 self._pending.popleft()
                 self.applied_batches += 1
+                self.applied_items += len(batch)
                 if self._on_applied is not None:
                     self._on_applied(batch, time.perf_counter() - started)
 
