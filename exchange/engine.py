@@ -225,6 +225,29 @@ class Engine:
     def go_live(self, risk: RiskView) -> None:
         self.risk = risk
 
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the books, the engine's orders, the risk view and the ledger
+        feed disagree. Call between entries (no entry in flight)."""
+        resting: dict[int, int] = {}
+        for book in self.books.values():
+            book.check_invariants()
+            resting.update((o.order_id, o.leaves_t) for o in book.resting_orders())
+        live = {order_id: order.leaves_t for order_id, order in self._orders.items()}
+        if live != resting:
+            raise AssertionError(f"live orders {live} but resting {resting}")
+        self._feed.check_invariants()
+        risk = self.risk
+        if risk is None:
+            return
+        risk.check_invariants()
+        for order_id, order in self._orders.items():
+            t, fen = risk.reserved(order_id)
+            reserved = t if order.side is Side.SELL else fen
+            if reserved != order.reserved or order.reserved < 0:
+                raise AssertionError(
+                    f"order {order_id}: {order.reserved} reserved, the risk view has {reserved}"
+                )
+
     # -- snapshots -----------------------------------------------------------------------------
 
     def capture(self) -> ExchangeSnapshot:

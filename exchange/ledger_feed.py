@@ -27,6 +27,7 @@ class BatchBuilder:
         self._adjusts: list[OrderAdjust] = []
         self._releasing: set[int] = set()  # accounts that gave something back in the open batch
         self.decided = 0  # items ever handed in, so a snapshot knows when the ledger has them
+        self._taken = 0  # items handed over by `take`
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._done) + self._open()
@@ -63,7 +64,18 @@ class BatchBuilder:
         """Every batch so far, the open one closed, in order."""
         self._cut()
         done, self._done = self._done, []
+        self._taken += sum(len(batch) for batch in done)
         return done
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if items were lost or doubled, or a batch is empty or too big."""
+        if self.decided != self._taken + len(self):
+            raise AssertionError(f"{self.decided} items in, {self._taken} out, {len(self)} held")
+        for batch in self._done:
+            if not 0 < len(batch) <= self._max_items:
+                raise AssertionError(f"a batch of {len(batch)} items (at most {self._max_items})")
+        if self._open() > self._max_items:
+            raise AssertionError(f"the open batch holds {self._open()} items")
 
     def _cut_if_full(self) -> None:
         if self._open() >= self._max_items:

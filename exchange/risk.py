@@ -15,7 +15,16 @@ from collections import defaultdict
 from settlement.connection import Connection
 from settlement.dvp import fees
 from settlement.errors import ErrorCode, LedgerError
-from settlement.values import BlockInfo, CerFilter, TradeToSettle
+from settlement.values import EXTERNAL_ACCOUNT_ID, BlockInfo, CerFilter, TradeToSettle
+
+
+class RiskInvariantError(AssertionError):
+    pass
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise RiskInvariantError(message)
 
 
 class _Sell:
@@ -102,6 +111,29 @@ class RiskView:
         """(tonnes, fen) still reserved for an order."""
         sell, buy = self._sells.get(order_id), self._buys.get(order_id)
         return (sum(sell.by_block.values()) if sell else 0, buy.fen if buy else 0)
+
+    def check_invariants(self) -> None:
+        """Raise `RiskInvariantError` if the view contradicts itself."""
+        for account_id, fen in self._cash.items():
+            # the external account is where deposits come from: it goes negative by design
+            ok = fen >= 0 or account_id == EXTERNAL_ACCOUNT_ID
+            _require(ok, f"account {account_id} has {fen} fen available")
+        for account_id, free in self._free.items():
+            for block, tonnes in free.items():
+                _require(tonnes >= 0, f"account {account_id} has {tonnes} t free of {block}")
+                _require(block in self._blocks, f"account {account_id} holds unknown {block}")
+        for order_id, sell in self._sells.items():
+            blocks = list(sell.by_block)
+            _require(
+                blocks == sorted(blocks, key=self._rank.__getitem__),
+                f"sell order {order_id} would deliver out of vintage order: {blocks}",
+            )
+            _require(
+                all(t > 0 for t in sell.by_block.values()),
+                f"sell order {order_id} keeps empty or negative blocks: {sell.by_block}",
+            )
+        for order_id, buy in self._buys.items():
+            _require(buy.fen >= 0, f"buy order {order_id} has {buy.fen} fen reserved")
 
     # -- changes -------------------------------------------------------------------------------
 

@@ -87,7 +87,8 @@ async def _adjust_cash(conn: Connection, txn_id: int, adjusts: list[OrderAdjust]
         "UPDATE cash_locks c SET amount_fen = c.amount_fen + d.delta,"
         " remaining_fen = c.remaining_fen + d.delta"
         " FROM unnest($1::bigint[], $2::bigint[]) AS d(order_id, delta)"
-        " WHERE c.order_id = d.order_id AND c.remaining_fen + d.delta >= 0 RETURNING c.order_id",
+        " WHERE c.order_id = d.order_id AND c.remaining_fen + d.delta >= 0"
+        " AND c.amount_fen + d.delta > 0 RETURNING c.order_id",
         ids,
         [deltas[order_id] for order_id in ids],
     )
@@ -95,7 +96,8 @@ async def _adjust_cash(conn: Connection, txn_id: int, adjusts: list[OrderAdjust]
         missing = sorted(set(ids) - {row[0] for row in rows})
         raise LedgerError(
             ErrorCode.LOCK_INSUFFICIENT,
-            f"orders {missing}: no cash lock, or less left than the trim",
+            f"orders {missing}: no cash lock, less left than the trim, or a trim to nothing"
+            " (release the order instead)",
         )
     lines: list[Line] = []
     for adjust in adjusts:
@@ -117,13 +119,19 @@ async def _adjust_tonnes(conn: Connection, txn_id: int, adjusts: list[OrderAdjus
     for adjust in adjusts:
         deltas[adjust.order_id] += adjust.quantity_t
     ids = sorted(deltas)
-    await conn.execute(
+    updated = await conn.fetch(
         "UPDATE cer_locks c SET quantity_t = c.quantity_t + d.delta"
         " FROM unnest($1::bigint[], $2::bigint[]) AS d(order_id, delta)"
-        " WHERE c.order_id = d.order_id",
+        " WHERE c.order_id = d.order_id AND c.quantity_t + d.delta > 0 RETURNING c.order_id",
         ids,
         [deltas[order_id] for order_id in ids],
     )
+    if len(updated) != len(ids):
+        missing = sorted(set(ids) - {row[0] for row in updated})
+        raise LedgerError(
+            ErrorCode.LOCK_INSUFFICIENT,
+            f"orders {missing}: a trim to nothing (release the order instead)",
+        )
 
 
 Pieces = dict[Run, list[tuple[SerialRange, Place]]]

@@ -199,6 +199,7 @@ async def test_replaying_the_journal_rebuilds_the_same_books_and_events(
                 await live.engine.cancel(account, SYMBOL, order_id)
         except ExchangeError:
             pass
+        live.engine.check_invariants()
         if n % 40 == 0:
             await live.settle()
     await live.settle()

@@ -1,6 +1,7 @@
-"""The risk view mirrors the ledger: random orders, fills and releases go to both (to the ledger
-through the feed's batches), and after every flush the view loaded afresh from the ledger equals
-the view kept in memory — cash, free tonnes per block, and each order's reservation per block."""
+"""The risk view mirrors the ledger: random orders, amends, fills and releases go to both (to the
+ledger through the feed's batches), and after every flush the view loaded afresh from the ledger
+equals the view kept in memory — cash, free tonnes per block, and each order's reservation per
+block; the view and the feed check their invariants after every step."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from exchange.ledger_feed import BatchBuilder
 from exchange.risk import RiskView
+from settlement.adjusts import OrderAdjust
 from settlement.batches import OrderLock
 from settlement.database import Database
 from settlement.dvp import fees
@@ -81,6 +83,53 @@ def snapshot(view: RiskView, accounts: list[int], orders: list[int]) -> dict[str
     }
 
 
+def amend(
+    view: RiskView,
+    feed: BatchBuilder,
+    rng: random.Random,
+    adjust_id: int,
+    open_sells: dict[int, int],
+    open_buys: dict[int, int],
+    filters: dict[int, CerFilter],
+) -> None:
+    """Grow or trim one open order as an amend does; or hold and give back (a refused amend)."""
+    order = rng.choice(sorted(open_sells.keys() | open_buys.keys()))
+    sell = order in open_sells
+    account = open_sells[order] if sell else open_buys[order]
+    left = view.reserved(order)[0 if sell else 1]
+    roll = rng.random()
+    try:
+        if roll < 0.5:
+            amount = rng.randint(1, 60) if sell else rng.randint(1, 100_000)
+            if sell:
+                view.hold_sell(adjust_id, account, amount, filters[order])
+            else:
+                view.hold_buy(adjust_id, account, amount)
+        elif left > 1:
+            amount = -rng.randint(1, left - 1)  # an amend keeps at least a tonne
+        else:
+            return
+    except LedgerError:
+        return  # the account lacks it: the amend is refused before it is journaled
+    if roll < 0.1:
+        view.unhold(adjust_id)  # the book refused the amend
+        return
+    if amount > 0:
+        view.grow(adjust_id, order)
+    else:
+        view.trim(order, tonnes=-amount if sell else 0, fen=0 if sell else -amount)
+    feed.adjust(
+        OrderAdjust(
+            adjust_id,
+            order,
+            account,
+            quantity_t=amount if sell else 0,
+            amount_fen=0 if sell else amount,
+            only=filters.get(order, ANY_CER),
+        )
+    )
+
+
 @pytest.mark.parametrize("seed", range(12))
 async def test_the_view_in_memory_equals_the_view_of_the_ledger(ledger: Ledger, seed: int) -> None:
     rng = random.Random(seed)
@@ -92,10 +141,13 @@ async def test_the_view_in_memory_equals_the_view_of_the_ledger(ledger: Ledger, 
     ids = itertools.count(seed * 1_000_000 + 1)
     open_sells: dict[int, int] = {}
     open_buys: dict[int, int] = {}
+    filters: dict[int, CerFilter] = {}
     orders: list[int] = []
     for step in range(150):
         roll = rng.random()
-        if roll < 0.3:
+        if roll < 0.12 and (open_sells or open_buys):
+            amend(view, feed, rng, next(ids), open_sells, open_buys, filters)
+        elif roll < 0.3:
             order, account = next(ids), rng.choice(sellers)
             only = rng.choice([ANY_CER, CerFilter(vintages=(rng.choice(VINTAGES),))])
             tonnes = rng.randint(1, 120)
@@ -105,6 +157,7 @@ async def test_the_view_in_memory_equals_the_view_of_the_ledger(ledger: Ledger, 
                 continue
             feed.lock(OrderLock(order, account, quantity_t=tonnes, only=only))
             open_sells[order] = account
+            filters[order] = only
             orders.append(order)
         elif roll < 0.55:
             order, account = next(ids), rng.choice(buyers)
@@ -134,6 +187,8 @@ async def test_the_view_in_memory_equals_the_view_of_the_ledger(ledger: Ledger, 
             order = rng.choice(list(side))
             view.release(order)
             feed.release(order, side.pop(order))
+        view.check_invariants()
+        feed.check_invariants()
         if rng.random() < 0.2 or step == 149:
             for batch in feed.take():
                 await ledger.apply(batch)

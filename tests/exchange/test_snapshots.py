@@ -62,6 +62,7 @@ async def trade_randomly(exchange: Exchange, people: list[int], seed: int, count
                 await engine.cancel(owner, SYMBOL, order_id)
         except ExchangeError:
             pass  # refusals (cash, holdings) are part of the stream
+        engine.check_invariants()
 
 
 async def full_replay(database: Database) -> Engine:

@@ -131,6 +131,11 @@ async def test_a_refused_adjustment_moves_nothing(ledger: Ledger) -> None:
         ),
         (ErrorCode.LOCK_INSUFFICIENT, OrderAdjust(next(_ids), next(_ids), twin.seller, -1)),
         (ErrorCode.QUANTITY_MUST_BE_POSITIVE, OrderAdjust(next(_ids), sell, twin.seller)),
+        (ErrorCode.LOCK_INSUFFICIENT, OrderAdjust(next(_ids), sell, twin.seller, -90)),
+        (
+            ErrorCode.LOCK_INSUFFICIENT,
+            OrderAdjust(next(_ids), buy, twin.buyers[0], amount_fen=-1_500),
+        ),
     )
     for code, adjust in cases:
         await refused(code, ledger.apply(Batch(adjusts=(fine, adjust))))
