@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from exchange.ledger_feed import BatchBuilder
-from exchange.risk import RiskView
+from exchange.risk import RiskInvariantError, RiskView
 from settlement.adjusts import OrderAdjust
 from settlement.batches import OrderLock
 from settlement.database import Database
@@ -22,6 +22,7 @@ from settlement.errors import LedgerError
 from settlement.ledger import Ledger
 from settlement.values import (
     ANY_CER,
+    BlockInfo,
     ByQuantity,
     CerFilter,
     Methodology,
@@ -197,3 +198,19 @@ async def test_the_view_in_memory_equals_the_view_of_the_ledger(ledger: Ledger, 
             assert snapshot(loaded, accounts, orders) == snapshot(view, accounts, orders), (
                 f"seed {seed}, step {step}"
             )
+
+
+def test_the_invariant_checks_can_fail() -> None:
+    view = RiskView({"B1": BlockInfo(2025, "PV01", "P1")})
+    view.credit_tonnes(7, "B1", 10)
+    view.reserve_sell(1, 7, 4, ANY_CER)
+    view.check_invariants()
+    view.credit_cash(7, -1)  # spent what it did not have
+    with pytest.raises(RiskInvariantError, match="-1 fen"):
+        view.check_invariants()
+    feed = BatchBuilder()
+    feed.lock(OrderLock(1, 7, quantity_t=4))
+    feed.check_invariants()
+    feed.decided += 1  # an item counted that never arrived
+    with pytest.raises(AssertionError, match="2 items in"):
+        feed.check_invariants()
