@@ -17,6 +17,7 @@ from settlement.serials import Place, Plan, Run, containing, cut, disjoint, merg
 from settlement.values import (
     ANY_CER,
     BlockInfo,
+    ByBlocks,
     ByQuantity,
     ByRanges,
     CerFilter,
@@ -120,6 +121,8 @@ async def select(
                 " that qualify",
             )
         return chosen
+    if isinstance(selection, ByBlocks):
+        return await _select_blocks(conn, account_id, selection)
     if isinstance(selection, ByRanges):
         check_ranges(selection.ranges)
         blocks = sorted({item.block_id for item in selection.ranges})
@@ -138,6 +141,27 @@ async def select(
     raise LedgerError(
         ErrorCode.SELECTION_MUST_BE_QUANTITY_OR_RANGES, "select by quantity or by ranges"
     )
+
+
+async def _select_blocks(
+    conn: Connection, account_id: int, selection: ByBlocks
+) -> dict[Run, list[SerialRange]]:
+    blocks = [block for block, _ in selection.quantities]
+    if not blocks or len(set(blocks)) != len(blocks):
+        raise LedgerError(ErrorCode.MALFORMED_RANGE, "name each block once, at least one")
+    runs = await free_runs(conn, account_id, blocks=blocks)
+    chosen: dict[Run, list[SerialRange]] = {}
+    for block, tonnes in selection.quantities:
+        if tonnes <= 0:
+            raise LedgerError(ErrorCode.QUANTITY_MUST_BE_POSITIVE, f"{tonnes} t of {block}")
+        taken = take((run for run in runs if run.block_id == block), tonnes)
+        if taken is None:
+            raise LedgerError(
+                ErrorCode.INSUFFICIENT_HOLDINGS,
+                f"account {account_id} holds fewer than {tonnes} free tonnes of {block}",
+            )
+        chosen.update(taken)
+    return chosen
 
 
 async def apply(conn: Connection, txn_id: int, plan: Plan) -> None:

@@ -146,7 +146,14 @@ class ByRanges(msgspec.Struct, frozen=True, tag="ranges"):
     ranges: tuple[SerialRange, ...]
 
 
-Selection = ByQuantity | ByRanges
+class ByBlocks(msgspec.Struct, frozen=True, tag="blocks"):
+    """So many free tonnes of each named block (any serials of it): how a service that keeps
+    its own per-block view of free tonnes names exactly the tonnes it has set aside."""
+
+    quantities: tuple[tuple[str, int], ...]  # (block id, tonnes), each block once
+
+
+Selection = ByQuantity | ByRanges | ByBlocks
 
 
 class Holding(msgspec.Struct, frozen=True):

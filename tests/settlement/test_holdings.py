@@ -6,6 +6,7 @@ from __future__ import annotations
 from settlement.errors import ErrorCode
 from settlement.ledger import Ledger
 from settlement.values import (
+    ByBlocks,
     ByQuantity,
     ByRanges,
     CerFilter,
@@ -193,3 +194,27 @@ async def test_surrender_is_for_compliance_entities_and_cancel_for_the_regulator
     report = await ledger.check()
     assert report.tonnes_by_state[TonneState.SURRENDERED] >= 3
     assert report.tonnes_by_state[TonneState.CANCELLED] >= 2
+
+
+async def test_transfer_by_blocks_takes_so_many_of_each_named_block(ledger: Ledger) -> None:
+    world = await World.create(ledger)
+    new = await world.issue(ledger, 100, vintage=2025)
+    old = await world.issue(ledger, 30, vintage=2023)
+    buyer = await builders.account(ledger, Role.TRADER)
+    owner = world.owner.account_id
+    picks = ByBlocks(((new.block_id, 10), (old.block_id, 5)))
+    moved = await ledger.transfer(unique("t"), owner, buyer.account_id, picks)
+    assert moved.quantity_t == 15
+    assert sorted(free(await ledger.holdings(buyer.account_id))) == sorted(
+        [(new.block_id, 1, 10), (old.block_id, 1, 5)]
+    )
+    before = await ledger.holdings(owner)
+    for code, selection in (
+        (ErrorCode.INSUFFICIENT_HOLDINGS, ByBlocks(((old.block_id, 26),))),
+        (ErrorCode.QUANTITY_MUST_BE_POSITIVE, ByBlocks(((old.block_id, 0),))),
+        (ErrorCode.MALFORMED_RANGE, ByBlocks(((old.block_id, 1), (old.block_id, 1)))),
+        (ErrorCode.MALFORMED_RANGE, ByBlocks(())),
+        (ErrorCode.INSUFFICIENT_HOLDINGS, ByBlocks(((new.block_id, 1), ("SZCER-NONE-2025-1", 1)))),
+    ):
+        await refused(code, ledger.transfer(unique("t"), owner, buyer.account_id, selection))
+    assert await ledger.holdings(owner) == before
