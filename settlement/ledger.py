@@ -286,6 +286,28 @@ class Ledger:
                 await tr.rollback()  # nothing new: leave no empty transaction behind
             return report
 
+    # -- writes of other packages under a key --------------------------------------------------
+
+    async def keyed(
+        self,
+        kind: str,
+        key: str,
+        request: tuple[Any, ...],
+        result_type: type[T],
+        action: Callable[[Connection, int], Awaitable[T]],
+    ) -> T:
+        """Run `action` in one transaction under an idempotency key, as the ledger's own writes
+        run: a repeat of `request` returns the first result, another request under the key is
+        refused (`IDEMPOTENCY_KEY_REUSED`), and a failed action leaves the key unused. One key
+        space for every write, so a key names one action whatever package made it."""
+        return await self._write(kind, key, request, result_type, action)
+
+    async def recorded(self, key: str) -> bool:
+        """Whether a write under `key` has committed: a repeat of it would change nothing."""
+        async with self._pool.acquire() as conn:
+            found = await conn.fetchval("SELECT 1 FROM ledger_txns WHERE idempotency_key = $1", key)
+        return found is not None
+
     # -- audit ---------------------------------------------------------------------------------
 
     async def audit(self) -> AuditReport:
