@@ -20,6 +20,7 @@ from settlement.errors import LedgerError
 from settlement.ledger import Ledger
 from settlement.values import (
     ANY_CER,
+    BlockInfo,
     ByQuantity,
     CerFilter,
     Methodology,
@@ -142,3 +143,36 @@ async def test_the_view_in_memory_equals_the_view_of_the_ledger(ledger: Ledger, 
             assert snapshot(loaded, accounts, orders) == snapshot(view, accounts, orders), (
                 f"seed {seed}, step {step}"
             )
+
+
+async def test_a_block_issued_while_running_ranks_by_vintage_as_the_ledgers_lock_does(
+    ledger: Ledger,
+) -> None:
+    sellers, buyers = await market(ledger, "late")
+    async with ledger.database.pool.acquire() as conn:
+        view = await RiskView.load(conn)
+    owner = sellers[0]
+    reg = (await ledger.open_account("late/r2", "late-reg2", [Role.REGULATOR])).account_id
+    (project,) = {h.project for h in await ledger.holdings(owner)}
+    block = await ledger.issue(
+        "late/i2022", reg, project, 100, dt.date(2022, 1, 1), dt.date(2022, 1, 31)
+    )
+    methodology = (await ledger.project(project)).methodology
+    view.add_block(block.block_id, BlockInfo(block.vintage, methodology, project))
+    view.credit_tonnes(owner, block.block_id, block.quantity_t)
+    view.reserve_sell(1, owner, 150, ANY_CER)
+    assert next(iter(view.reserved_by_block(1))) == block.block_id  # the oldest vintage first
+    assert view.reserved_by_block(1)[block.block_id] == 100
+
+    buyer = buyers[0]
+    view.debit_cash(buyer, 500_000)
+    with pytest.raises(LedgerError, match="INSUFFICIENT_CASH"):
+        view.debit_cash(buyer, view.available_fen(buyer) + 1)
+    await ledger.withdraw("late/w", buyer, 500_000)
+    feed = BatchBuilder()
+    feed.lock(OrderLock(1, owner, quantity_t=150))
+    for batch in feed.take():
+        await ledger.apply(batch)
+    async with ledger.database.pool.acquire() as conn:
+        loaded = await RiskView.load(conn)
+    assert snapshot(loaded, [owner, buyer], [1]) == snapshot(view, [owner, buyer], [1])
