@@ -72,13 +72,21 @@ class Exchange:
         await self.journal.close()
         await self.settler.close()
 
-    async def authenticate(self, key_id: str, timestamp_ms: int, nonce: str, signature: str) -> int:
-        """The account a signed request comes from (see `exchange.auth`), or a refusal."""
+    async def authenticate(
+        self,
+        key_id: str,
+        timestamp_ms: int,
+        nonce: str,
+        signature: str,
+        request: auth.HttpRequest | None = None,
+    ) -> int:
+        """The account a signed login or REST request comes from (see `exchange.auth`), or a
+        refusal."""
         async with self.database.pool.acquire() as conn:
             key = await keys.find(conn, key_id)
         if key is None:
             raise ExchangeError(ErrorCode.AUTH_UNKNOWN_KEY, "no such API key")
-        auth.verify(key.secret, timestamp_ms, nonce, key.key_id, signature)
+        auth.verify(key.secret, auth.message(timestamp_ms, nonce, key.key_id, request), signature)
         self.nonces.admit(key.key_id, timestamp_ms, nonce, time.time_ns() // 1_000_000)
         return key.account_id
 
