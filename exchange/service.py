@@ -28,6 +28,7 @@ from exchange.settler import Settler
 from matching import Event, Rejected
 from settlement.database import Database
 from settlement.ledger import Ledger
+from settlement.values import Role
 
 Push = Callable[[bytes], None]
 
@@ -55,6 +56,7 @@ class Exchange:
         metrics.track(lambda: self.settler.lag, lambda: sum(q.qsize() for q in self.queues))
         self.nonces = NonceGuard()
         self._subscribers: defaultdict[int, set[Push]] = defaultdict(set)
+        self._roles: dict[int, frozenset[Role]] = {}
 
     @classmethod
     async def open(
@@ -89,6 +91,15 @@ class Exchange:
         auth.verify(key.secret, auth.message(timestamp_ms, nonce, key.key_id, request), signature)
         self.nonces.admit(key.key_id, timestamp_ms, nonce, time.time_ns() // 1_000_000)
         return key.account_id
+
+    async def roles(self, account_id: int) -> frozenset[Role]:
+        """The account's roles, from the ledger once: they do not change while it runs."""
+        roles = self._roles.get(account_id)
+        if roles is None:
+            roles = self._roles[account_id] = frozenset(
+                (await self.ledger.account(account_id)).roles
+            )
+        return roles
 
     def account_bucket(self, account_id: int) -> TokenBucket:
         bucket = self._account_buckets.get(account_id)
