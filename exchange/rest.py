@@ -1,8 +1,9 @@
 """The REST API: one table of every route, which registers them and generates their OpenAPI
 document (`GET /openapi.json`).
 
-Who may call what: public reads for anyone; the caller's own reads for any signed account. How
-a request is checked, decoded and answered: `exchange.endpoint`.
+Who may call what: public reads for anyone; the caller's own reads for any signed account;
+`/operator/` writes for the operator; `/regulator/` writes for the regulator. How a request is
+checked, decoded and answered: `exchange.endpoint`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,27 @@ import functools
 import msgspec
 from aiohttp import web
 
-from exchange import openapi, rest_account, rest_market
+from exchange import openapi, rest_account, rest_market, rest_operator, rest_regulator
 from exchange.endpoint import PUBLIC, SIGNED, Route, serve
+from exchange.instruments import Instrument
 from exchange.reports import OpenOrder
 from exchange.rest_account import AccountView, HoldingsView, TradesPage, TradesQuery
 from exchange.rest_market import InstrumentView, MarketView
+from exchange.rest_operator import (
+    AccountPath,
+    BookOutcome,
+    CashBody,
+    HaltBody,
+    Listing,
+    NewAccount,
+    NewKey,
+    SymbolPath,
+)
+from exchange.rest_regulator import Issuance, NewMethodology, NewProject
+from settlement.values import Account, Block, CashMoved, Methodology, Project, Role
+
+OPERATOR, REGULATOR = Role.OPERATOR, Role.REGULATOR
+BOOK = "/api/v1/operator/instruments/{symbol}"
 
 ROUTES = (
     Route(
@@ -67,6 +84,124 @@ ROUTES = (
         SIGNED,
         "The caller's settled trades, newest first",
         query=TradesQuery,
+    ),
+    Route(
+        "POST",
+        "/api/v1/operator/instruments",
+        rest_operator.list_new_instrument,
+        Instrument,
+        OPERATOR,
+        "List an instrument and open its book",
+        body=Listing,
+    ),
+    Route(
+        "POST",
+        f"{BOOK}/halt",
+        rest_operator.halt,
+        BookOutcome,
+        OPERATOR,
+        "Halt a book",
+        body=HaltBody,
+        params=SymbolPath,
+    ),
+    Route(
+        "POST",
+        f"{BOOK}/resume",
+        rest_operator.resume,
+        BookOutcome,
+        OPERATOR,
+        "Resume a halted book",
+        params=SymbolPath,
+    ),
+    Route(
+        "POST",
+        f"{BOOK}/auction/start",
+        rest_operator.start_auction,
+        BookOutcome,
+        OPERATOR,
+        "Start a call auction",
+        params=SymbolPath,
+    ),
+    Route(
+        "POST",
+        f"{BOOK}/auction/uncross",
+        rest_operator.uncross,
+        BookOutcome,
+        OPERATOR,
+        "Uncross the call auction and open",
+        params=SymbolPath,
+    ),
+    Route(
+        "POST",
+        f"{BOOK}/end-of-day",
+        rest_operator.end_of_day,
+        BookOutcome,
+        OPERATOR,
+        "Close the book's session",
+        params=SymbolPath,
+    ),
+    Route(
+        "POST",
+        "/api/v1/operator/accounts",
+        rest_operator.open_account,
+        Account,
+        OPERATOR,
+        "Open an account",
+        body=NewAccount,
+    ),
+    Route(
+        "POST",
+        "/api/v1/operator/accounts/{account_id}/keys",
+        rest_operator.create_key,
+        NewKey,
+        OPERATOR,
+        "Create an API key (its secret shown once)",
+        params=AccountPath,
+    ),
+    Route(
+        "POST",
+        "/api/v1/operator/deposits",
+        rest_operator.deposit,
+        CashMoved,
+        OPERATOR,
+        "Deposit cash into an account",
+        body=CashBody,
+    ),
+    Route(
+        "POST",
+        "/api/v1/operator/withdrawals",
+        rest_operator.withdraw,
+        CashMoved,
+        OPERATOR,
+        "Withdraw cash orders have not reserved",
+        body=CashBody,
+    ),
+    Route(
+        "POST",
+        "/api/v1/regulator/methodologies",
+        rest_regulator.register_methodology,
+        Methodology,
+        REGULATOR,
+        "Register a methodology",
+        body=NewMethodology,
+    ),
+    Route(
+        "POST",
+        "/api/v1/regulator/projects",
+        rest_regulator.register_project,
+        Project,
+        REGULATOR,
+        "Register a project on a methodology",
+        body=NewProject,
+    ),
+    Route(
+        "POST",
+        "/api/v1/regulator/issuances",
+        rest_regulator.issue,
+        Block,
+        REGULATOR,
+        "Issue CERs for a project's monitoring period",
+        body=Issuance,
     ),
 )
 

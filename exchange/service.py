@@ -1,9 +1,18 @@
 """The running exchange: the sequencer with its journal, risk view, settlement worker and
-execution reports, recovered from the database and wired together."""
+execution reports, recovered from the database and wired together.
+
+While it runs, its risk view is the authority on what accounts may spend and deliver, so the
+ledger writes that change that — deposits, withdrawals, issuances — go through here and the view
+follows them: a deposit or an issuance is credited once the ledger has it; a withdrawal is taken
+from the view first (cash reserved by orders cannot leave) and given back if the ledger refuses.
+Each is keyed, and a repeat of a key the ledger has recorded changes the view no more than it
+changes the ledger. These writes run one at a time, so a repeat cannot race its first run.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -24,11 +33,12 @@ from exchange.market_data import MarketData
 from exchange.metrics import Metrics
 from exchange.recovery import recover
 from exchange.reports import Reports
+from exchange.risk import RiskView
 from exchange.settler import Settler
 from matching import Event, Rejected
 from settlement.database import Database
 from settlement.ledger import Ledger
-from settlement.values import Role
+from settlement.values import Block, BlockInfo, CashMoved, Role
 
 Push = Callable[[bytes], None]
 
@@ -57,6 +67,7 @@ class Exchange:
         self.nonces = NonceGuard()
         self._subscribers: defaultdict[int, set[Push]] = defaultdict(set)
         self._roles: dict[int, frozenset[Role]] = {}
+        self._following = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -100,6 +111,60 @@ class Exchange:
                 (await self.ledger.account(account_id)).roles
             )
         return roles
+
+    # -- ledger writes the risk view follows --------------------------------------------------
+
+    async def deposit(self, key: str, account_id: int, amount_fen: int) -> CashMoved:
+        async with self._following:
+            repeat = await self.ledger.recorded(key)
+            moved = await self.ledger.deposit(key, account_id, amount_fen)
+            if not repeat:
+                self._risk().credit_cash(account_id, amount_fen)
+            return moved
+
+    async def withdraw(self, key: str, account_id: int, amount_fen: int) -> CashMoved:
+        async with self._following:
+            if await self.ledger.recorded(key):
+                return await self.ledger.withdraw(key, account_id, amount_fen)
+            await self.ledger.account(account_id)  # an unknown account is not short of cash
+            risk = self._risk()
+            risk.debit_cash(account_id, amount_fen)
+            try:
+                return await self.ledger.withdraw(key, account_id, amount_fen)
+            except BaseException:
+                risk.credit_cash(account_id, amount_fen)
+                raise
+
+    async def issue(
+        self,
+        key: str,
+        actor_id: int,
+        project_code: str,
+        quantity_t: int,
+        period_start: dt.date,
+        period_end: dt.date,
+    ) -> Block:
+        async with self._following:
+            repeat = await self.ledger.recorded(key)
+            # read before issuing: once the block exists the view must learn it without fail
+            project = await self.ledger.project(project_code)
+            block = await self.ledger.issue(
+                key, actor_id, project_code, quantity_t, period_start, period_end
+            )
+            if not repeat:
+                risk = self._risk()
+                info = BlockInfo(block.vintage, project.methodology, block.project)
+                risk.add_block(block.block_id, info)
+                risk.credit_tonnes(block.issued_to, block.block_id, block.quantity_t)
+            return block
+
+    def _risk(self) -> RiskView:
+        risk = self.engine.risk
+        if risk is None:
+            raise ExchangeError(
+                ErrorCode.EXCHANGE_NOT_READY, "the exchange is recovering; try again"
+            )
+        return risk
 
     def account_bucket(self, account_id: int) -> TokenBucket:
         bucket = self._account_buckets.get(account_id)

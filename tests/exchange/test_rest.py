@@ -17,7 +17,7 @@ from matching import EndOfDay, Side, TimeInForce
 from settlement.database import Database
 from tests.exchange.conftest import Market, make_key, new_instrument, open_exchange
 from tests.exchange.market import SYMBOL, order
-from tests.exchange.rest_client import Rest, signed
+from tests.exchange.rest_client import Rest, Staff, signed
 
 
 async def test_instruments_are_public(rest: Rest) -> None:
@@ -246,6 +246,19 @@ async def test_unsigned_forged_and_replayed_requests_are_refused(
             assert status == 200 and body["ok"]
         else:
             assert (status, body["error"]["code"]) == (401, code)
+
+
+async def test_a_body_changed_after_signing_is_refused_and_moves_nothing(
+    exchange: Exchange, rest: Rest, market: Market, team: Staff
+) -> None:
+    _, (buyer, _) = market
+    path = "/api/v1/operator/deposits"
+    sent = b'{"account_id": %d, "amount_fen": 1000000}' % buyer
+    headers = signed(team.operator, "POST", path, b'{"account_id": %d, "amount_fen": 1}' % buyer)
+    before = (await exchange.ledger.balance(buyer)).available_fen
+    status, body = await rest.send("POST", path, sent, None, headers | {"Idempotency-Key": "t-1"})
+    assert (status, body["error"]["code"]) == (401, "AUTH_BAD_SIGNATURE")
+    assert (await exchange.ledger.balance(buyer)).available_fen == before
 
 
 async def test_past_the_accounts_rate_the_reply_is_429_with_when_to_retry(
