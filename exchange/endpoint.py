@@ -144,7 +144,6 @@ class _Nothing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 _encode = msgspec.json.Encoder().encode
-_nothing = msgspec.json.Decoder(_Nothing)
 
 
 def serve(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -115,19 +115,20 @@ class Exchange:
     # -- ledger writes the risk view follows --------------------------------------------------
 
     async def deposit(self, key: str, account_id: int, amount_fen: int) -> CashMoved:
+        risk = self._risk()
         async with self._following:
             repeat = await self.ledger.recorded(key)
             moved = await self.ledger.deposit(key, account_id, amount_fen)
             if not repeat:
-                self._risk().credit_cash(account_id, amount_fen)
+                risk.credit_cash(account_id, amount_fen)
             return moved
 
     async def withdraw(self, key: str, account_id: int, amount_fen: int) -> CashMoved:
+        risk = self._risk()
         async with self._following:
             if await self.ledger.recorded(key):
                 return await self.ledger.withdraw(key, account_id, amount_fen)
             await self.ledger.account(account_id)  # an unknown account is not short of cash
-            risk = self._risk()
             risk.debit_cash(account_id, amount_fen)
             try:
                 return await self.ledger.withdraw(key, account_id, amount_fen)
@@ -144,6 +145,7 @@ class Exchange:
         period_start: dt.date,
         period_end: dt.date,
     ) -> Block:
+        risk = self._risk()
         async with self._following:
             repeat = await self.ledger.recorded(key)
             # read before issuing: once the block exists the view must learn it without fail
@@ -152,7 +154,6 @@ class Exchange:
                 key, actor_id, project_code, quantity_t, period_start, period_end
             )
             if not repeat:
-                risk = self._risk()
                 info = BlockInfo(block.vintage, project.methodology, block.project)
                 risk.add_block(block.block_id, info)
                 risk.credit_tonnes(block.issued_to, block.block_id, block.quantity_t)

@@ -273,7 +273,10 @@ async def test_past_the_accounts_rate_the_reply_is_429_with_when_to_retry(
         async with aiohttp.ClientSession() as http:
             rest = Rest(server, http)
             assert (await rest.get("/api/v1/account", key))[0] == 200
-            status, body = await rest.get("/api/v1/account", key)
+            for _ in range(10):  # a token a second: one of these comes too soon, however slow
+                status, body = await rest.get("/api/v1/account", key)
+                if status != 200:
+                    break
         assert (status, body["error"]["code"]) == (429, "RATE_LIMITED")
         assert 0 < body["error"]["retry_after_ms"] <= 1_000
     finally:

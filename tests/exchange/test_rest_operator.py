@@ -294,24 +294,24 @@ async def test_a_withdrawal_takes_only_cash_that_orders_have_not_reserved(
     risk = exchange.engine.risk
     assert risk is not None
     await exchange.engine.new_order(buyer, order("b1", Side.BUY, 900, 5_000, symbol))
+    await exchange.settler.drain()  # the order's cash lock is in the ledger too
     available = risk.available_fen(buyer)
-    total = (await exchange.ledger.balance(buyer)).available_fen
-    assert 0 < available < 1_000_000
+    before = await exchange.ledger.balance(buyer)
+    assert 0 < available == before.available_fen < 1_000_000
 
     path = "/api/v1/operator/withdrawals"
     beyond = {"account_id": buyer, "amount_fen": available + 1}
     assert refused(await rest.post(path, beyond, team.operator)) == (409, "INSUFFICIENT_CASH")
     assert risk.available_fen(buyer) == available
-    assert (await exchange.ledger.balance(buyer)).available_fen == total
+    assert await exchange.ledger.balance(buyer) == before
 
     body, key = {"account_id": buyer, "amount_fen": available}, fresh_key()
     status, first = await rest.post(path, body, team.operator, key)
     assert status == 200, first
     assert await rest.post(path, body, team.operator, key) == (200, first)
     assert risk.available_fen(buyer) == 0
-    await exchange.settler.drain()
-    ledger = await exchange.ledger.balance(buyer)
-    assert ledger.available_fen + ledger.locked_fen == total - available
+    after = await exchange.ledger.balance(buyer)
+    assert (after.available_fen, after.locked_fen) == (0, before.locked_fen)
     got = await rest.post(path, {"account_id": 999_999_999, "amount_fen": 1}, team.operator)
     assert refused(got) == (404, "ACCOUNT_NOT_FOUND")
 
