@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestServer
 
 from exchange.auth import HttpRequest, sign_request
@@ -279,6 +280,26 @@ async def test_past_the_accounts_rate_the_reply_is_429_with_when_to_retry(
                     break
         assert (status, body["error"]["code"]) == (429, "RATE_LIMITED")
         assert 0 < body["error"]["retry_after_ms"] <= 1_000
+    finally:
+        await server.close()
+        await exchange.close()
+
+
+async def test_an_unexpected_failure_is_logged_and_answered_500(
+    database_url: str, market: Market, caplog: pytest.LogCaptureFixture
+) -> None:
+    (_, seller), _ = market
+    database = await Database.open(database_url, min_size=1, max_size=4)
+    exchange = await open_exchange(database)
+    server = TestServer(build_app(exchange), host="127.0.0.1")
+    await server.start_server()
+    try:
+        key = await make_key(exchange, seller)
+        database.pool.terminate()  # the database gone from under a running exchange
+        async with aiohttp.ClientSession() as http:
+            status, body = await Rest(server, http).get("/api/v1/account", key)
+        assert (status, body["error"]["code"]) == (500, "INTERNAL_ERROR")
+        assert "GET /api/v1/account failed" in caplog.text
     finally:
         await server.close()
         await exchange.close()
