@@ -5,7 +5,8 @@
 
 Without `--database-url` (or `$CERX_DATABASE_URL`) the data lives in an embedded PostgreSQL under
 DATA_DIR/pg. `--demo` first creates a small demo market (see exchange/demo.py) and prints the
-traders' API keys. The server stops cleanly on Ctrl-C or SIGTERM.
+API keys of its traders, its operator and its regulator. The server stops cleanly on Ctrl-C or
+SIGTERM.
 """
 
 from __future__ import annotations
@@ -84,9 +85,10 @@ async def serve(args: argparse.Namespace) -> int:
         say(f"instruments {', '.join(i.symbol for i in instruments) or 'none'}")
         for key in demo_keys:
             say(
-                f"demo key   {key.trader:<6} account {key.account_id}  key {key.key_id}"
+                f"demo key   {key.name:<9} account {key.account_id}  key {key.key_id}"
                 f"  secret {key.secret_hex}"
             )
+        say(f"rest       http://{host}:{port}/api/v1   (described at /openapi.json)")
         say(f"listening  ws://{host}:{port}/ws   (Ctrl-C to stop)")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

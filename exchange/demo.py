@@ -1,6 +1,6 @@
-"""A small demo market, created once and found again on later starts: a regulator, two
-participants with issued CERs, three traders with cash (two of them holding CERs to sell), two
-instruments, and an API key per trader.
+"""A small demo market, created once and found again on later starts: a regulator, an
+operator, two participants with issued CERs, three traders with cash (two of them holding CERs to
+sell), two instruments, and an API key each for the traders, the operator and the regulator.
 
 Every write is keyed `demo/...`, so seeding an already seeded database changes nothing.
 """
@@ -42,17 +42,19 @@ TRADERS = ("alice", "bob", "carol")
 
 
 class DemoKey(msgspec.Struct, frozen=True):
-    trader: str
+    name: str  # a trader's, or "operator" or "regulator"
     account_id: int
     key_id: str
     secret_hex: str
 
 
 async def seed(database: Database) -> list[DemoKey]:
-    """Create the demo market if it is not there; the traders' API keys."""
+    """Create the demo market if it is not there; the API keys of the traders, then of the
+    operator and the regulator."""
     ledger = Ledger(database)
     reg = await ledger.open_account("demo/regulator", "demo-regulator", [Role.REGULATOR])
     r = reg.account_id
+    operator = await ledger.open_account("demo/operator", "demo-operator", [Role.OPERATOR])
     solar = await ledger.open_account("demo/solar", "Futian Solar", [Role.PARTICIPANT])
     cycling = await ledger.open_account("demo/cycling", "Nanshan Cycling", [Role.PARTICIPANT])
     await ledger.register_methodology("demo/m/PV01", r, Methodology("PV01", "Rooftop PV", "energy"))
@@ -71,7 +73,7 @@ async def seed(database: Database) -> list[DemoKey]:
         ("demo/i/P0002/2025", "P0002", 3_000, 2025),
     ):
         await ledger.issue(issue_key, r, project, tonnes, dt.date(year, 1, 1), dt.date(year, 6, 30))
-    traders = {}
+    traders: dict[str, int] = {}
     for name in TRADERS:
         trader = await ledger.open_account(f"demo/{name}", name, [Role.TRADER])
         await ledger.deposit(f"demo/cash/{name}", trader.account_id, 10_000_000)
@@ -86,7 +88,8 @@ async def seed(database: Database) -> list[DemoKey]:
     async with database.pool.acquire() as conn:
         for instrument in INSTRUMENTS:
             await list_instrument(conn, instrument)
-        for name, account_id in traders.items():
+        with_keys = traders | {"operator": operator.account_id, "regulator": r}
+        for name, account_id in with_keys.items():
             row = await conn.fetchrow(
                 "SELECT key_id, secret FROM api_keys WHERE account_id = $1 AND revoked_at IS NULL"
                 " ORDER BY created_at LIMIT 1",

@@ -530,6 +530,14 @@ class Engine:
             if not leaves:
                 finished.append(order_id)
 
+    def add_instrument(self, instrument: Instrument) -> None:
+        """Trade a newly listed instrument: an empty book, open. Market data and reports hold
+        these same dicts, so they know the symbol at once."""
+        if instrument.symbol in self.instruments:
+            raise ValueError(f"{instrument.symbol} has a book already")
+        self.instruments[instrument.symbol] = instrument
+        self.books[instrument.symbol] = OrderBook(instrument.rules, instrument.reference_price_fen)
+
 
 def _buy_reserve(instrument: Instrument, limit_fen: int, quantity_t: int) -> int:
     """Cash a buy of `quantity_t` at up to `limit_fen` reserves: notional and fee, plus a fen a

@@ -1,5 +1,6 @@
-"""Public market data: per instrument, the L2 book (a snapshot, then deltas), the trades, and
-1-minute OHLCV bars.
+"""Public market data: per instrument, the L2 book (a snapshot, then deltas), the trades,
+1-minute OHLCV bars, and the session's statistics so far (open, high, low, last, volume,
+notional), which start again when the book closes its session (end of day).
 
 Every channel numbers its messages 1, 2, 3…; a snapshot carries the number of the last message
 before it, so the next delta is one more. Book messages carry a CRC32 of the top `CHECKSUM_LEVELS`
@@ -20,7 +21,7 @@ import msgspec
 
 from exchange.instruments import Instrument
 from exchange.journal import Entry
-from matching import Event, LevelChanged, OrderBook, Side, Trade
+from matching import Event, LevelChanged, OrderBook, SessionClosed, Side, Trade
 
 CHECKSUM_LEVELS = 10
 Push = Callable[[bytes], None]
@@ -70,6 +71,27 @@ class Bar(msgspec.Struct, tag="bar"):
 BAR_NS = 60 * 1_000_000_000
 
 
+class Day(msgspec.Struct):
+    """A book's trading since its session started; prices None until the first trade."""
+
+    open_fen: int | None = None
+    high_fen: int | None = None
+    low_fen: int | None = None
+    last_fen: int | None = None
+    volume_t: int = 0
+    notional_fen: int = 0
+
+    def add(self, price_fen: int, quantity_t: int) -> None:
+        if self.high_fen is None or self.low_fen is None:
+            self.open_fen = self.high_fen = self.low_fen = price_fen
+        else:
+            self.high_fen = max(self.high_fen, price_fen)
+            self.low_fen = min(self.low_fen, price_fen)
+        self.last_fen = price_fen
+        self.volume_t += quantity_t
+        self.notional_fen += price_fen * quantity_t
+
+
 def checksum(book: OrderBook) -> int:
     bids = book.depth(Side.BUY, CHECKSUM_LEVELS)
     asks = book.depth(Side.SELL, CHECKSUM_LEVELS)
@@ -89,6 +111,11 @@ class MarketData:
         self._subscribers: defaultdict[str, dict[int, Push]] = defaultdict(dict)
         self._encode = msgspec.json.Encoder().encode
         self._bars: dict[str, Bar] = {}  # the current bar per symbol
+        self._days: dict[str, Day] = {}
+
+    def day(self, symbol: str) -> Day:
+        """A copy of the symbol's statistics since its session started."""
+        return msgspec.structs.replace(self._days.get(symbol) or Day())
 
     def channel_of(self, name: str) -> str | None:
         """`name` if it is a channel: `book:SYMBOL`, `trades:SYMBOL` or `bars:SYMBOL`."""
@@ -124,6 +151,9 @@ class MarketData:
         for event in events:
             if isinstance(event, Trade):
                 self._bar(symbol, event)
+                self._days.setdefault(symbol, Day()).add(event.price_fen, event.quantity_t)
+            elif isinstance(event, SessionClosed):
+                self._days.pop(symbol, None)
         book_channel, trades_channel = f"book:{symbol}", f"trades:{symbol}"
         changes = [
             (e.side, e.price_fen, e.quantity_t, e.order_count)

@@ -10,6 +10,7 @@ ledger at start, after the ledger has caught up with the journal.
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import defaultdict
 
 from settlement.connection import Connection
@@ -139,6 +140,23 @@ class RiskView:
 
     def credit_cash(self, account_id: int, fen: int) -> None:
         self._cash[account_id] += fen
+
+    def debit_cash(self, account_id: int, fen: int) -> None:
+        """Take cash an account has not reserved (a withdrawal), or refuse."""
+        if self._cash[account_id] < fen:
+            raise LedgerError(
+                ErrorCode.INSUFFICIENT_CASH,
+                f"{fen} fen asked, {self._cash[account_id]} available (orders reserve the rest)",
+            )
+        self._cash[account_id] -= fen
+
+    def add_block(self, block_id: str, info: BlockInfo) -> None:
+        """Know a block issued while running, ranked among the others for delivery. O(blocks)."""
+        if block_id in self._blocks:
+            raise ValueError(f"block {block_id} is known already")
+        self._blocks[block_id] = info
+        insort(self._order, block_id, key=lambda b: (self._blocks[b].vintage, b))
+        self._rank = {block: rank for rank, block in enumerate(self._order)}
 
     def credit_tonnes(self, account_id: int, block_id: str, tonnes: int) -> None:
         free = self._free[account_id]

@@ -1,14 +1,25 @@
 """The running exchange: the sequencer with its journal, risk view, settlement worker and
-execution reports, recovered from the database and wired together."""
+execution reports, recovered from the database and wired together.
+
+While it runs, its risk view is the authority on what accounts may spend and deliver, so the
+ledger writes that change that — deposits, withdrawals, issuances — go through here and the view
+follows them: a deposit or an issuance is credited once the ledger has it; a withdrawal is taken
+from the view first (cash reserved by orders cannot leave) and given back if the ledger refuses.
+Each is keyed, and a repeat of a key the ledger has recorded changes the view no more than it
+changes the ledger. These writes run one at a time, so a repeat cannot race its first run.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import get_args
 
+import asyncpg
 import msgspec
 from aiohttp import web
 
@@ -24,13 +35,16 @@ from exchange.market_data import MarketData
 from exchange.metrics import Metrics
 from exchange.recovery import recover
 from exchange.reports import BalanceUpdate, Reports
+from exchange.risk import RiskView
 from exchange.sessions import Sessions
 from exchange.settler import Settler
 from exchange.snapshots import EVERY_ENTRIES, ExchangeSnapshot, Snapshots
 from matching import Event, Rejected
 from settlement.database import Database
 from settlement.ledger import Ledger
+from settlement.values import Block, BlockInfo, CashMoved, Role
 
+log = logging.getLogger(__name__)
 Push = Callable[[bytes], None]
 
 
@@ -75,6 +89,8 @@ class Exchange:
         self.nonces = NonceGuard()
         self.replayed = 0  # journal entries the last start replayed (after its snapshot)
         self._subscribers: defaultdict[int, set[Push]] = defaultdict(set)
+        self._roles: dict[int, frozenset[Role]] = {}
+        self._following = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -112,7 +128,11 @@ class Exchange:
         await self.settler.close()
         if not self.settler.lag and self.settler.error is None:
             self.snapshots.take()
-            await self.snapshots.write_ready()
+            try:
+                await self.snapshots.write_ready()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                # the next start replays the journal from the last snapshot written instead
+                log.warning("the final snapshot could not be written", exc_info=True)
 
     def _capture(self) -> ExchangeSnapshot:
         state = self.engine.capture()
@@ -125,15 +145,87 @@ class Exchange:
         self.reports.restore(snapshot.orders)
         self.sessions.restore(snapshot.sessions)
 
-    async def authenticate(self, key_id: str, timestamp_ms: int, nonce: str, signature: str) -> int:
-        """The account a signed request comes from (see `exchange.auth`), or a refusal."""
+    async def authenticate(
+        self,
+        key_id: str,
+        timestamp_ms: int,
+        nonce: str,
+        signature: str,
+        request: auth.HttpRequest | None = None,
+    ) -> int:
+        """The account a signed login or REST request comes from (see `exchange.auth`), or a
+        refusal."""
         async with self.database.pool.acquire() as conn:
             key = await keys.find(conn, key_id)
         if key is None:
             raise ExchangeError(ErrorCode.AUTH_UNKNOWN_KEY, "no such API key")
-        auth.verify(key.secret, timestamp_ms, nonce, key.key_id, signature)
+        auth.verify(key.secret, auth.message(timestamp_ms, nonce, key.key_id, request), signature)
         self.nonces.admit(key.key_id, timestamp_ms, nonce, time.time_ns() // 1_000_000)
         return key.account_id
+
+    async def roles(self, account_id: int) -> frozenset[Role]:
+        """The account's roles, from the ledger once: they do not change while it runs."""
+        roles = self._roles.get(account_id)
+        if roles is None:
+            roles = self._roles[account_id] = frozenset(
+                (await self.ledger.account(account_id)).roles
+            )
+        return roles
+
+    # -- ledger writes the risk view follows --------------------------------------------------
+
+    async def deposit(self, key: str, account_id: int, amount_fen: int) -> CashMoved:
+        risk = self._risk()
+        async with self._following:
+            repeat = await self.ledger.recorded(key)
+            moved = await self.ledger.deposit(key, account_id, amount_fen)
+            if not repeat:
+                risk.credit_cash(account_id, amount_fen)
+            return moved
+
+    async def withdraw(self, key: str, account_id: int, amount_fen: int) -> CashMoved:
+        risk = self._risk()
+        async with self._following:
+            if await self.ledger.recorded(key):
+                return await self.ledger.withdraw(key, account_id, amount_fen)
+            await self.ledger.account(account_id)  # an unknown account is not short of cash
+            risk.debit_cash(account_id, amount_fen)
+            try:
+                return await self.ledger.withdraw(key, account_id, amount_fen)
+            except BaseException:
+                risk.credit_cash(account_id, amount_fen)
+                raise
+
+    async def issue(
+        self,
+        key: str,
+        actor_id: int,
+        project_code: str,
+        quantity_t: int,
+        period_start: dt.date,
+        period_end: dt.date,
+    ) -> Block:
+        risk = self._risk()
+        async with self._following:
+            repeat = await self.ledger.recorded(key)
+            # read before issuing: once the block exists the view must learn it without fail
+            project = await self.ledger.project(project_code)
+            block = await self.ledger.issue(
+                key, actor_id, project_code, quantity_t, period_start, period_end
+            )
+            if not repeat:
+                info = BlockInfo(block.vintage, project.methodology, block.project)
+                risk.add_block(block.block_id, info)
+                risk.credit_tonnes(block.issued_to, block.block_id, block.quantity_t)
+            return block
+
+    def _risk(self) -> RiskView:
+        risk = self.engine.risk
+        if risk is None:
+            raise ExchangeError(
+                ErrorCode.EXCHANGE_NOT_READY, "the exchange is recovering; try again"
+            )
+        return risk
 
     def account_bucket(self, account_id: int) -> TokenBucket:
         bucket = self._account_buckets.get(account_id)

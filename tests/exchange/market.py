@@ -43,5 +43,7 @@ async def accounts(ledger: Ledger, tag: str) -> tuple[list[int], list[int]]:
     return [owner, trader], buyers
 
 
-def order(cl: str, side: Side, quantity: int, price: int | None, **more: object) -> OrderRequest:
-    return OrderRequest(SYMBOL, cl, side, quantity, price, **more)  # type: ignore[arg-type]
+def order(
+    cl: str, side: Side, quantity: int, price: int | None, symbol: str = SYMBOL, **more: object
+) -> OrderRequest:
+    return OrderRequest(symbol, cl, side, quantity, price, **more)  # type: ignore[arg-type]

@@ -1,10 +1,11 @@
-"""Login signatures: a good one passes once; stale, replayed or forged ones are refused."""
+"""Signatures: a good one passes once; stale, replayed or forged ones are refused; a REST
+signature covers the method, the target and the body."""
 
 from __future__ import annotations
 
 import pytest
 
-from exchange.auth import WINDOW_MS, NonceGuard, sign, verify
+from exchange.auth import WINDOW_MS, HttpRequest, NonceGuard, message, sign, sign_request, verify
 from exchange.errors import ErrorCode, ExchangeError
 
 SECRET = b"s" * 32
@@ -17,8 +18,8 @@ def refused(code: ErrorCode) -> pytest.RaisesExc[ExchangeError]:
 
 def test_a_signature_verifies_with_its_secret_only() -> None:
     signature = sign(SECRET, NOW, "nonce-0001", "key-1")
-    verify(SECRET, NOW, "nonce-0001", "key-1", signature)
-    verify(SECRET, NOW, "nonce-0001", "key-1", signature.upper())
+    verify(SECRET, message(NOW, "nonce-0001", "key-1"), signature)
+    verify(SECRET, message(NOW, "nonce-0001", "key-1"), signature.upper())
     for secret, ts, nonce, key in [
         (b"t" * 32, NOW, "nonce-0001", "key-1"),
         (SECRET, NOW + 1, "nonce-0001", "key-1"),
@@ -26,7 +27,22 @@ def test_a_signature_verifies_with_its_secret_only() -> None:
         (SECRET, NOW, "nonce-0001", "key-2"),
     ]:
         with refused(ErrorCode.AUTH_BAD_SIGNATURE):
-            verify(secret, ts, nonce, key, signature)
+            verify(secret, message(ts, nonce, key), signature)
+
+
+def test_a_request_signature_covers_method_target_and_body() -> None:
+    request = HttpRequest("POST", "/api/v1/operator/deposits", b'{"account_id":7}')
+    signature = sign_request(SECRET, NOW, "nonce-0001", "key-1", request)
+    verify(SECRET, message(NOW, "nonce-0001", "key-1", request), signature)
+    assert signature != sign(SECRET, NOW, "nonce-0001", "key-1")
+    for other in [
+        request._replace(method="PUT"),
+        request._replace(path_qs="/api/v1/operator/withdrawals"),
+        request._replace(body=b'{"account_id":8}'),
+        request._replace(body=b""),
+    ]:
+        with refused(ErrorCode.AUTH_BAD_SIGNATURE):
+            verify(SECRET, message(NOW, "nonce-0001", "key-1", other), signature)
 
 
 def test_timestamps_outside_the_window_are_stale() -> None:

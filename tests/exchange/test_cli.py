@@ -1,5 +1,6 @@
 """`cerx serve --demo` as a user runs it: a real process on a free loopback port, a real
-WebSocket client, SIGTERM to stop; started again, the resting order is still in the book."""
+WebSocket client, SIGTERM to stop; started again, the resting order is still in the book, and
+the demo's keys (traders, operator, regulator) are the same and work."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import msgspec
 import pytest
 
 from bench.exchange import free_port
-from exchange.auth import sign
+from exchange.auth import HttpRequest, sign, sign_request
 from settlement.database import Database
 from settlement.ledger import Ledger
 
@@ -90,6 +91,29 @@ async def login(ws: aiohttp.ClientWebSocketResponse, key_id: str, secret: bytes)
     )
 
 
+async def deposit(server: Server, account_id: int, amount_fen: int) -> Any:
+    """A deposit by the demo operator over REST."""
+    key_id, secret = server.keys["operator"]
+    path = "/api/v1/operator/deposits"
+    body = msgspec.json.encode({"account_id": account_id, "amount_fen": amount_fen})
+    ts, nonce = time.time_ns() // 1_000_000, f"nonce-{time.time_ns()}"
+    headers = {
+        "X-CERX-Key": key_id,
+        "X-CERX-Timestamp": str(ts),
+        "X-CERX-Nonce": nonce,
+        "X-CERX-Signature": sign_request(
+            secret, ts, nonce, key_id, HttpRequest("POST", path, body)
+        ),
+        "Idempotency-Key": f"cli-{ts}",
+    }
+    base = server.url.replace("ws://", "http://").removesuffix("/ws")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(base + path, data=body, headers=headers) as r,
+    ):
+        return await r.json()
+
+
 async def test_serve_demo_trades_and_recovers_after_a_restart(database_url: str, port: int) -> None:
     server = await start(database_url, port)
     async with aiohttp.ClientSession() as http:
@@ -123,6 +147,8 @@ async def test_serve_demo_trades_and_recovers_after_a_restart(database_url: str,
     assert "stopped" in out
 
     again = await start(database_url, port)
+    assert again.keys == server.keys
+    assert {"alice", "bob", "carol", "operator", "regulator"} <= again.keys.keys()
     async with aiohttp.ClientSession() as http:
         carol = await http.ws_connect(again.url)
         assert (await login(carol, *again.keys["carol"]))["ok"]
@@ -138,14 +164,16 @@ async def test_serve_demo_trades_and_recovers_after_a_restart(database_url: str,
             tif="ioc",
         )
         assert rest["ok"], rest  # IOC: it fills only against the recovered sell, checked below
+    carol_id = int(
+        next(m[2] for line in again.lines if (m := KEY_LINE.search(line)) and m[1] == "carol")
+    )
+    moved = await deposit(again, carol_id, 100)
+    assert moved["ok"] and moved["result"]["amount_fen"] == 100, moved
     await again.stop()
     database = await Database.open(database_url, min_size=1, max_size=2)
     try:
         ledger = Ledger(database)
         await ledger.check()
-        carol_id = int(
-            next(m[2] for line in again.lines if (m := KEY_LINE.search(line)) and m[1] == "carol")
-        )
         assert sum(h.quantity_t for h in await ledger.holdings(carol_id)) == 10
     finally:
         await database.close()

@@ -214,3 +214,36 @@ def test_the_invariant_checks_can_fail() -> None:
     feed.decided += 1  # an item counted that never arrived
     with pytest.raises(AssertionError, match="2 items in"):
         feed.check_invariants()
+
+
+async def test_a_block_issued_while_running_ranks_by_vintage_as_the_ledgers_lock_does(
+    ledger: Ledger,
+) -> None:
+    sellers, buyers = await market(ledger, "late")
+    async with ledger.database.pool.acquire() as conn:
+        view = await RiskView.load(conn)
+    owner = sellers[0]
+    reg = (await ledger.open_account("late/r2", "late-reg2", [Role.REGULATOR])).account_id
+    (project,) = {h.project for h in await ledger.holdings(owner)}
+    block = await ledger.issue(
+        "late/i2022", reg, project, 100, dt.date(2022, 1, 1), dt.date(2022, 1, 31)
+    )
+    methodology = (await ledger.project(project)).methodology
+    view.add_block(block.block_id, BlockInfo(block.vintage, methodology, project))
+    view.credit_tonnes(owner, block.block_id, block.quantity_t)
+    view.reserve_sell(1, owner, 150, ANY_CER)
+    assert next(iter(view.reserved_by_block(1))) == block.block_id  # the oldest vintage first
+    assert view.reserved_by_block(1)[block.block_id] == 100
+
+    buyer = buyers[0]
+    view.debit_cash(buyer, 500_000)
+    with pytest.raises(LedgerError, match="INSUFFICIENT_CASH"):
+        view.debit_cash(buyer, view.available_fen(buyer) + 1)
+    await ledger.withdraw("late/w", buyer, 500_000)
+    feed = BatchBuilder()
+    feed.lock(OrderLock(1, owner, quantity_t=150))
+    for batch in feed.take():
+        await ledger.apply(batch)
+    async with ledger.database.pool.acquire() as conn:
+        loaded = await RiskView.load(conn)
+    assert snapshot(loaded, [owner, buyer], [1]) == snapshot(view, [owner, buyer], [1])
