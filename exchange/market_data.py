@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -71,12 +71,22 @@ BAR_NS = 60 * 1_000_000_000
 
 
 def checksum(book: OrderBook) -> int:
-    bids = book.depth(Side.BUY, CHECKSUM_LEVELS)
-    asks = book.depth(Side.SELL, CHECKSUM_LEVELS)
+    return levels_checksum(
+        book.depth(Side.BUY, CHECKSUM_LEVELS), book.depth(Side.SELL, CHECKSUM_LEVELS)
+    )
+
+
+def levels_checksum(bids: Sequence[Level], asks: Sequence[Level]) -> int:
+    """The checksum of a book given as levels, best first: the server's for its book, a
+    client's for the book it mirrors. Only the first `CHECKSUM_LEVELS` of each side count.
+
+    >>> levels_checksum([(5_000, 10, 1)], []) == zlib.crc32(b"b:5000:10|")
+    True
+    """
     text = (
-        ",".join(f"b:{p}:{q}" for p, q, _ in bids)
+        ",".join(f"b:{p}:{q}" for p, q, _ in bids[:CHECKSUM_LEVELS])
         + "|"
-        + ",".join(f"a:{p}:{q}" for p, q, _ in asks)
+        + ",".join(f"a:{p}:{q}" for p, q, _ in asks[:CHECKSUM_LEVELS])
     )
     return zlib.crc32(text.encode())
 
