@@ -1,9 +1,12 @@
 """Batches of what the exchange decided, for `Ledger.apply`, cut where order would matter.
 
 `Ledger.apply` takes a batch's locks first, then its trades, then its releases. That reordering
-is harmless except in one case: an account's order is released and a later order of the same
-account locks what the release freed (cancel a sell, place another for the same tonnes). So a
-batch is cut before a lock of an account that has a release in it, and the two land in order.
+is harmless except where a lock needs what something before it in the batch gave the account:
+a release frees an order's remainder (cancel a sell, place another for the same tonnes), and a
+trade gives the buyer tonnes and the seller cash (sell what was just bought, buy with what was
+just sold for). The risk view counts both at once, so such an order is accepted; the ledger
+would refuse its lock ahead of the release or trade that pays for it. So a batch is cut before
+a lock of an account credited in it, and the two land in order.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ class BatchBuilder:
         self._locks: list[OrderLock] = []
         self._trades: list[TradeToSettle] = []
         self._releases: list[int] = []
-        self._releasing: set[int] = set()  # accounts with a release in the open batch
+        self._credited: set[int] = set()  # accounts a release or trade in the open batch paid
 
     def __len__(self) -> int:
         return sum(len(b.locks) + len(b.trades) + len(b.releases) for b in self._done) + (
@@ -29,18 +32,19 @@ class BatchBuilder:
         )
 
     def lock(self, lock: OrderLock) -> None:
-        if lock.account_id in self._releasing:
+        if lock.account_id in self._credited:
             self._cut()
         self._locks.append(lock)
         self._cut_if_full()
 
     def trade(self, trade: TradeToSettle) -> None:
         self._trades.append(trade)
+        self._credited.update((trade.buyer_id, trade.seller_id))
         self._cut_if_full()
 
     def release(self, order_id: int, account_id: int) -> None:
         self._releases.append(order_id)
-        self._releasing.add(account_id)
+        self._credited.add(account_id)
         self._cut_if_full()
 
     def take(self) -> list[Batch]:
@@ -57,4 +61,4 @@ class BatchBuilder:
         if self._locks or self._trades or self._releases:
             self._done.append(Batch(tuple(self._locks), tuple(self._trades), tuple(self._releases)))
         self._locks, self._trades, self._releases = [], [], []
-        self._releasing = set()
+        self._credited = set()
