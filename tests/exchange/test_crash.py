@@ -193,6 +193,10 @@ async def trade_until_killed(
         await server.kill()
         await asyncio.wait_for(trading, DEADLINE_S)
         await asyncio.wait_for(watching, DEADLINE_S)
+    # a refused settlement batch or an unexpected error is logged, and nothing else is
+    assert "settlement stopped" not in server.output and "Traceback" not in server.output, (
+        server.output
+    )
 
 
 # -- the replay and the checks ------------------------------------------------------------------
