@@ -158,7 +158,7 @@ class MarketData:
                         TradePrint(
                             trades_channel,
                             seq,
-                            event.trade_id,
+                            self._instruments[symbol].trade_id(event.trade_id),
                             event.price_fen,
                             event.quantity_t,
                             event.aggressor,

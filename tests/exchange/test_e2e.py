@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from exchange.book_mirror import BookMirror
 from exchange.client import Client, ConnectionClosedError, Push, Refused, connect
-from exchange.market_data import BookDelta, checksum
+from exchange.market_data import BookDelta, TradePrint, checksum
 from exchange.reports import ExecutionReport
 from exchange.server import MAX_FRAME
 from exchange.service import Exchange
@@ -229,6 +229,34 @@ async def test_a_book_mirror_resyncs_after_a_gap_and_a_reconnect(
         assert mirror.resyncs == 1 and agrees()
     await s.cancel_all(SYMBOL)
     await b.cancel_all(SYMBOL)
+
+
+async def test_a_trade_print_carries_the_id_the_fills_and_the_ledger_use(
+    exchange: Exchange, server: TestServer, market: Market, stack: AsyncExitStack
+) -> None:
+    (_, seller), (buyer, _) = market
+    s, b = (
+        await trader(stack, server, exchange, seller),
+        await trader(stack, server, exchange, buyer),
+    )
+    watcher = await stack.enter_async_context(connect(server.make_url("/ws")))
+    await watcher.subscribe(f"trades:{SYMBOL}")
+    tag = f"t{next(_tags)}"
+    await s.new_order(SYMBOL, f"{tag}s", Side.SELL, 2, 5_100)
+    await b.new_order(SYMBOL, f"{tag}b", Side.BUY, 2, 5_100)
+    await s.ping()
+    await watcher.ping()
+    (sold,) = [r for r in reports(s.received()) if r.trade_id is not None]
+    (bought,) = [r for r in reports(b.received()) if r.trade_id is not None]
+    (printed,) = [m for m in watcher.received() if isinstance(m, TradePrint)]
+    assert printed.trade_id == sold.trade_id == bought.trade_id
+    assert (printed.price, printed.quantity, printed.aggressor) == (5_100, 2, Side.BUY)
+    await exchange.settler.drain()
+    async with exchange.database.pool.acquire() as conn:
+        settled = await conn.fetchval(
+            "SELECT buyer_id FROM settled_trades WHERE trade_id = $1", printed.trade_id
+        )
+    assert settled == buyer
 
 
 async def test_pipelined_requests_are_answered_in_the_order_sent(
