@@ -49,7 +49,7 @@ BUFFER = 100_000  # pushed messages kept for the reader; then the oldest go
 
 
 class Heartbeat(msgspec.Struct, frozen=True, tag="heartbeat"):
-    """Sent to a session that has heard nothing for a second."""
+    """Sent when a session has been idle for a second."""
 
     ts_ns: int
 
@@ -88,7 +88,7 @@ _encode = msgspec.json.Encoder().encode
 
 
 class ClientError(Exception):
-    pass
+    """What the client raises about the exchange or the connection."""
 
 
 class Refused(ClientError):  # noqa: N818 - an answer, not a failure: `except Refused`
