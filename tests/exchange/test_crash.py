@@ -36,6 +36,7 @@ import pytest
 from bench.exchange import free_port
 from exchange.book_mirror import BookMirror
 from exchange.client import Client, ConnectionClosedError, Refused, connect
+from exchange.demo import TRADERS
 from exchange.engine import Engine
 from exchange.instruments import listed
 from exchange.journal import Entry, Journal, read
@@ -167,7 +168,7 @@ async def watch(watcher: Client, mirror: BookMirror, heard: Heard) -> None:
 async def trade_until_killed(
     server: ServerProcess, round_: int, rng: random.Random, heard: Heard, mirror: BookMirror
 ) -> None:
-    """Trade on every demo key's two sessions; SIGKILL the server after a seeded number more
+    """Trade on each demo trader's two sessions; SIGKILL the server after a seeded number more
     acknowledgements, while requests are still in flight."""
     kill_at = heard.acks + rng.randint(100, 400)
     killing = asyncio.Event()
@@ -181,7 +182,8 @@ async def trade_until_killed(
         await mirror.follow(watcher, *REFERENCE)
         watching = asyncio.create_task(watch(watcher, mirror, heard))
         sessions = []
-        for name, key in sorted(server.keys.items()):
+        for name in TRADERS:
+            key = server.keys[name]
             secret = bytes.fromhex(key.secret_hex)
             for n in range(2):
                 client = await stack.enter_async_context(connect(server.url, key.key_id, secret))
