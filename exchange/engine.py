@@ -434,7 +434,7 @@ class Engine:
             if order is not None:
                 if self.risk is not None:
                     self.risk.release(order_id)
-                self._feed.release(order_id, order.account_id)
+                self._feed.release(order_id, order.account_id, tonnes=order.side is Side.SELL)
 
     def _refused(self, entry: Entry) -> None:
         """Give back what the refused input reserved or held (nothing reached the ledger)."""

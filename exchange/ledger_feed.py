@@ -1,11 +1,13 @@
 """Batches of what the exchange decided, for `Ledger.apply`, cut where order would matter.
 
-`Ledger.apply` takes a batch's locks first, then its adjustments (growths, then trims), then its
-trades, then its releases. That reordering is harmless except in one case: something of an
-account is given back (a release, or an amend's trim) and a later lock or growth of the same
-account takes what was given back (cancel a sell, place another for the same tonnes). So a batch
-is cut before a lock or growth of an account that gave something back in it, and the two land in
-order.
+`Ledger.apply` takes a batch's locks first, then its adjustments (an amend's growths, then its
+trims), then its trades, then its releases. That reordering is harmless except where a lock or a
+growth needs what something before it in the batch gave the account: a release or a trim frees an
+order's remainder (cancel a sell, place another for the same tonnes), and a trade gives the buyer
+tonnes and the seller cash (sell what was just bought, buy with what was just sold for). The risk
+view counts these at once, so such an order is accepted; the ledger would refuse its lock ahead
+of what pays for it. So a batch is cut before a lock or growth that takes tonnes from an account
+credited tonnes in it, or cash from an account credited cash, and the two land in order.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ class BatchBuilder:
         self._trades: list[TradeToSettle] = []
         self._releases: list[int] = []
         self._adjusts: list[OrderAdjust] = []
-        self._releasing: set[int] = set()  # accounts that gave something back in the open batch
+        # accounts credited in the open batch: tonnes (a trade's buyer, a sell's release or
+        # trim) and cash (a trade's seller, a buy's release or trim)
+        self._credited_t: set[int] = set()
+        self._credited_fen: set[int] = set()
         self.decided = 0  # items ever handed in, so a snapshot knows when the ledger has them
         self._taken = 0  # items handed over by `take`
 
@@ -34,30 +39,32 @@ class BatchBuilder:
 
     def lock(self, lock: OrderLock) -> None:
         self.decided += 1
-        if lock.account_id in self._releasing:
-            self._cut()
+        self._cut_if_credited(lock.account_id, tonnes=lock.quantity_t > 0)
         self._locks.append(lock)
         self._cut_if_full()
 
     def adjust(self, adjust: OrderAdjust) -> None:
         self.decided += 1
-        taking = adjust.quantity_t > 0 or adjust.amount_fen > 0
-        if taking and adjust.account_id in self._releasing:
-            self._cut()
+        tonnes = adjust.quantity_t != 0
+        if adjust.quantity_t > 0 or adjust.amount_fen > 0:
+            self._cut_if_credited(adjust.account_id, tonnes=tonnes)
+        else:
+            (self._credited_t if tonnes else self._credited_fen).add(adjust.account_id)
         self._adjusts.append(adjust)
-        if not taking:
-            self._releasing.add(adjust.account_id)
         self._cut_if_full()
 
     def trade(self, trade: TradeToSettle) -> None:
         self.decided += 1
         self._trades.append(trade)
+        self._credited_t.add(trade.buyer_id)
+        self._credited_fen.add(trade.seller_id)
         self._cut_if_full()
 
-    def release(self, order_id: int, account_id: int) -> None:
+    def release(self, order_id: int, account_id: int, *, tonnes: bool) -> None:
+        """A finished order's remainder comes back: tonnes for a sell, cash for a buy."""
         self.decided += 1
         self._releases.append(order_id)
-        self._releasing.add(account_id)
+        (self._credited_t if tonnes else self._credited_fen).add(account_id)
         self._cut_if_full()
 
     def take(self) -> list[Batch]:
@@ -77,6 +84,10 @@ class BatchBuilder:
         if self._open() > self._max_items:
             raise AssertionError(f"the open batch holds {self._open()} items")
 
+    def _cut_if_credited(self, account_id: int, *, tonnes: bool) -> None:
+        if account_id in (self._credited_t if tonnes else self._credited_fen):
+            self._cut()
+
     def _cut_if_full(self) -> None:
         if self._open() >= self._max_items:
             self._cut()
@@ -95,4 +106,4 @@ class BatchBuilder:
                 )
             )
         self._locks, self._trades, self._releases, self._adjusts = [], [], [], []
-        self._releasing = set()
+        self._credited_t, self._credited_fen = set(), set()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -93,14 +93,34 @@ class Day(msgspec.Struct):
 
 
 def checksum(book: OrderBook) -> int:
-    bids = book.depth(Side.BUY, CHECKSUM_LEVELS)
-    asks = book.depth(Side.SELL, CHECKSUM_LEVELS)
+    return levels_checksum(
+        book.depth(Side.BUY, CHECKSUM_LEVELS), book.depth(Side.SELL, CHECKSUM_LEVELS)
+    )
+
+
+def levels_checksum(bids: Sequence[Level], asks: Sequence[Level]) -> int:
+    """The checksum of a book given as levels, best first: the server's for its book, a
+    client's for the book it mirrors. Only the first `CHECKSUM_LEVELS` of each side count.
+
+    >>> levels_checksum([(5_000, 10, 1)], []) == zlib.crc32(b"b:5000:10|")
+    True
+    """
     text = (
-        ",".join(f"b:{p}:{q}" for p, q, _ in bids)
+        ",".join(f"b:{p}:{q}" for p, q, _ in bids[:CHECKSUM_LEVELS])
         + "|"
-        + ",".join(f"a:{p}:{q}" for p, q, _ in asks)
+        + ",".join(f"a:{p}:{q}" for p, q, _ in asks[:CHECKSUM_LEVELS])
     )
     return zlib.crc32(text.encode())
+
+
+class MarketState(msgspec.Struct):
+    """What market data carries from one entry to the next: channel numbers, the current bars,
+    the day's statistics. A snapshot keeps it, so a start from one numbers on as the journal
+    would."""
+
+    seqs: dict[str, int]
+    bars: dict[str, Bar]
+    days: dict[str, Day]
 
 
 class MarketData:
@@ -112,6 +132,19 @@ class MarketData:
         self._encode = msgspec.json.Encoder().encode
         self._bars: dict[str, Bar] = {}  # the current bar per symbol
         self._days: dict[str, Day] = {}
+
+    def state(self) -> MarketState:
+        copy = msgspec.structs.replace
+        return MarketState(
+            dict(self._seq),
+            {symbol: copy(bar) for symbol, bar in self._bars.items()},
+            {symbol: copy(day) for symbol, day in self._days.items()},
+        )
+
+    def restore(self, state: MarketState) -> None:
+        self._seq.update(state.seqs)
+        self._bars.update(state.bars)
+        self._days.update(state.days)
 
     def day(self, symbol: str) -> Day:
         """A copy of the symbol's statistics since its session started."""
@@ -178,7 +211,7 @@ class MarketData:
                         TradePrint(
                             trades_channel,
                             seq,
-                            event.trade_id,
+                            self._instruments[symbol].trade_id(event.trade_id),
                             event.price_fen,
                             event.quantity_t,
                             event.aggressor,

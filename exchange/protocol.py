@@ -100,6 +100,12 @@ class Request(msgspec.Struct, frozen=True):
     args: Args
 
 
+class Heartbeat(msgspec.Struct, frozen=True, tag="heartbeat"):
+    """Pushed to a session that has been sent nothing for a second."""
+
+    ts_ns: int
+
+
 class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
     code: str
     msg: str

@@ -38,10 +38,6 @@ MAX_IN_FLIGHT = 256  # requests of one session being served at once
 HEARTBEAT_S = 1.0
 
 
-class Heartbeat(msgspec.Struct, frozen=True, tag="heartbeat"):
-    ts_ns: int
-
-
 class Session:
     def __init__(self, ws: web.WebSocketResponse, exchange: Exchange) -> None:
         self.ws = ws
@@ -260,7 +256,7 @@ async def heartbeats(app: web.Application) -> AsyncIterator[None]:
             idle_since = loop.time() - HEARTBEAT_S
             quiet = [s for s in app[SESSIONS_KEY] if s.last_sent <= idle_since and s.queue.empty()]
             if quiet:
-                message = _encode(Heartbeat(time.time_ns()))
+                message = _encode(protocol.Heartbeat(time.time_ns()))
                 for session in quiet:
                     session.push(message)
 

@@ -137,13 +137,18 @@ class Exchange:
     def _capture(self) -> ExchangeSnapshot:
         state = self.engine.capture()
         return msgspec.structs.replace(
-            state, orders=self.reports.fill_in(state.orders), sessions=self.sessions.state()
+            state,
+            orders=self.reports.fill_in(state.orders),
+            sessions=self.sessions.state(),
+            market=self.market_data.state(),
         )
 
     def _restore(self, snapshot: ExchangeSnapshot) -> None:
         self.engine.restore(snapshot)
         self.reports.restore(snapshot.orders)
         self.sessions.restore(snapshot.sessions)
+        if snapshot.market is not None:
+            self.market_data.restore(snapshot.market)
 
     async def authenticate(
         self,

@@ -2,7 +2,8 @@
 
 A snapshot at journal entry S holds everything the replay of entries 1..S would rebuild: the
 books, the engine's live orders (with what each has reserved) and client order ids, the execution
-reports' memory of live orders, and what the trading schedule has done. It is taken in the engine's
+reports' memory of live orders, what the trading schedule has done, and market data's channel
+numbers, bars and day statistics. It is taken in the engine's
 apply loop right after entry S (so it describes exactly 1..S), and written only once the ledger has
 applied everything entries up to S decided: a start from it then has nothing before S to hand the
 ledger. Snapshots never replace the journal, which stays whole as the record of every input.
@@ -19,6 +20,7 @@ import asyncpg
 import msgspec
 
 from exchange.journal import Entry
+from exchange.market_data import MarketState
 from matching import BookSnapshot, Event, NewOrder, Side
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class ExchangeSnapshot(msgspec.Struct, frozen=True):
     orders: list[LiveOrder]
     client_orders: list[ClientOrder]
     sessions: dict[str, dict[str, int]]  # symbol -> schedule command tag -> last ts
+    market: MarketState | None = None
 
 
 _encode = msgspec.msgpack.Encoder().encode

@@ -4,10 +4,6 @@ the demo's keys (traders, operator, regulator) are the same and work."""
 
 from __future__ import annotations
 
-import asyncio
-import re
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,47 +16,7 @@ from bench.exchange import free_port
 from exchange.auth import HttpRequest, sign, sign_request
 from settlement.database import Database
 from settlement.ledger import Ledger
-
-KEY_LINE = re.compile(r"demo key\s+(\w+)\s+account (\d+)\s+key (\S+)\s+secret ([0-9a-f]+)")
-
-
-class Server:
-    def __init__(self, process: asyncio.subprocess.Process, lines: list[str]) -> None:
-        self.process = process
-        self.lines = lines
-        self.keys = {
-            m[1]: (m[3], bytes.fromhex(m[4])) for line in lines if (m := KEY_LINE.search(line))
-        }
-        self.url = next(line.split()[1] for line in lines if line.startswith("listening"))
-
-    async def stop(self) -> str:
-        self.process.send_signal(signal.SIGTERM)
-        out, _ = await asyncio.wait_for(self.process.communicate(), timeout=60)
-        assert self.process.returncode == 0, out.decode()
-        return out.decode()
-
-
-async def start(database_url: str, port: int) -> Server:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "exchange",
-        "serve",
-        "--demo",
-        "--port",
-        str(port),
-        "--database-url",
-        database_url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    while not (lines and lines[-1].startswith("listening")):
-        line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
-        assert line, "the server exited early:\n" + "".join(lines)
-        lines.append(line.decode())
-    return Server(process, lines)
+from tests.exchange.process import ServerProcess, running
 
 
 @pytest.fixture
@@ -91,9 +47,76 @@ async def login(ws: aiohttp.ClientWebSocketResponse, key_id: str, secret: bytes)
     )
 
 
-async def deposit(server: Server, account_id: int, amount_fen: int) -> Any:
+def key(server: ServerProcess, trader: str) -> tuple[str, bytes]:
+    demo_key = server.keys[trader]
+    return demo_key.key_id, bytes.fromhex(demo_key.secret_hex)
+
+
+async def test_serve_demo_trades_and_recovers_after_a_restart(database_url: str, port: int) -> None:
+    async with running(database_url, port) as server:
+        async with aiohttp.ClientSession() as http:
+            alice = await http.ws_connect(server.url)
+            carol = await http.ws_connect(server.url)
+            assert (await login(alice, *key(server, "alice")))["ok"]
+            assert (await login(carol, *key(server, "carol")))["ok"]
+            sell = await call(
+                alice,
+                "new_order",
+                2,
+                symbol="SZCER-P0001",
+                cl_ord_id="a1",
+                side="sell",
+                quantity=10,
+                price=4_800,
+            )
+            assert sell["ok"], sell
+            buy = await call(
+                carol,
+                "new_order",
+                2,
+                symbol="SZCER-P0001",
+                cl_ord_id="c1",
+                side="buy",
+                quantity=4,
+                price=4_800,
+            )
+            assert buy["ok"], buy
+        assert "stopped" in await server.stop()
+
+    async with running(database_url, port) as again:
+        assert again.keys == server.keys
+        assert {"alice", "bob", "carol", "operator", "regulator"} <= again.keys.keys()
+        async with aiohttp.ClientSession() as http:
+            carol = await http.ws_connect(again.url)
+            assert (await login(carol, *key(again, "carol")))["ok"]
+            rest = await call(
+                carol,
+                "new_order",
+                2,
+                symbol="SZCER-P0001",
+                cl_ord_id="c2",
+                side="buy",
+                quantity=6,
+                price=4_800,
+                tif="ioc",
+            )
+            assert rest["ok"], rest  # IOC: it fills only against the recovered sell, checked below
+        moved = await deposit(again, again.keys["carol"].account_id, 100)
+        assert moved["ok"] and moved["result"]["amount_fen"] == 100, moved
+        await again.stop()
+    database = await Database.open(database_url, min_size=1, max_size=2)
+    try:
+        ledger = Ledger(database)
+        await ledger.check()
+        carol_id = again.keys["carol"].account_id
+        assert sum(h.quantity_t for h in await ledger.holdings(carol_id)) == 10
+    finally:
+        await database.close()
+
+
+async def deposit(server: ServerProcess, account_id: int, amount_fen: int) -> Any:
     """A deposit by the demo operator over REST."""
-    key_id, secret = server.keys["operator"]
+    key_id, secret = key(server, "operator")
     path = "/api/v1/operator/deposits"
     body = msgspec.json.encode({"account_id": account_id, "amount_fen": amount_fen})
     ts, nonce = time.time_ns() // 1_000_000, f"nonce-{time.time_ns()}"
@@ -112,68 +135,3 @@ async def deposit(server: Server, account_id: int, amount_fen: int) -> Any:
         http.post(base + path, data=body, headers=headers) as r,
     ):
         return await r.json()
-
-
-async def test_serve_demo_trades_and_recovers_after_a_restart(database_url: str, port: int) -> None:
-    server = await start(database_url, port)
-    async with aiohttp.ClientSession() as http:
-        alice = await http.ws_connect(server.url)
-        carol = await http.ws_connect(server.url)
-        assert (await login(alice, *server.keys["alice"]))["ok"]
-        assert (await login(carol, *server.keys["carol"]))["ok"]
-        sell = await call(
-            alice,
-            "new_order",
-            2,
-            symbol="SZCER-P0001",
-            cl_ord_id="a1",
-            side="sell",
-            quantity=10,
-            price=4_800,
-        )
-        assert sell["ok"], sell
-        buy = await call(
-            carol,
-            "new_order",
-            2,
-            symbol="SZCER-P0001",
-            cl_ord_id="c1",
-            side="buy",
-            quantity=4,
-            price=4_800,
-        )
-        assert buy["ok"], buy
-    out = await server.stop()
-    assert "stopped" in out
-
-    again = await start(database_url, port)
-    assert again.keys == server.keys
-    assert {"alice", "bob", "carol", "operator", "regulator"} <= again.keys.keys()
-    async with aiohttp.ClientSession() as http:
-        carol = await http.ws_connect(again.url)
-        assert (await login(carol, *again.keys["carol"]))["ok"]
-        rest = await call(
-            carol,
-            "new_order",
-            2,
-            symbol="SZCER-P0001",
-            cl_ord_id="c2",
-            side="buy",
-            quantity=6,
-            price=4_800,
-            tif="ioc",
-        )
-        assert rest["ok"], rest  # IOC: it fills only against the recovered sell, checked below
-    carol_id = int(
-        next(m[2] for line in again.lines if (m := KEY_LINE.search(line)) and m[1] == "carol")
-    )
-    moved = await deposit(again, carol_id, 100)
-    assert moved["ok"] and moved["result"]["amount_fen"] == 100, moved
-    await again.stop()
-    database = await Database.open(database_url, min_size=1, max_size=2)
-    try:
-        ledger = Ledger(database)
-        await ledger.check()
-        assert sum(h.quantity_t for h in await ledger.holdings(carol_id)) == 10
-    finally:
-        await database.close()

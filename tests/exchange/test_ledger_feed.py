@@ -1,5 +1,6 @@
-"""The feed's batches: cut before a lock of an account with a release in the batch, and when
-full; otherwise everything rides in one batch, in order."""
+"""The feed's batches: cut before a lock or growth that takes what a release, a trim or a trade in
+the batch credited (tonnes or cash), and when full; otherwise everything rides in one batch, in
+order."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ def test_a_lock_after_a_release_of_the_same_account_starts_a_new_batch() -> None
     feed = BatchBuilder()
     feed.lock(OrderLock(10, 100, amount_fen=9_000))
     feed.trade(TRADE)
-    feed.release(10, 100)
-    feed.lock(OrderLock(12, 101, quantity_t=3))  # another account: same batch
+    feed.release(10, 100, tonnes=False)  # a buy's remainder: cash
+    feed.lock(OrderLock(12, 102, quantity_t=3))  # another account: same batch
     feed.lock(OrderLock(13, 100, amount_fen=5_000))  # may need what order 10 released
     assert feed.take() == [
         Batch(
-            (OrderLock(10, 100, amount_fen=9_000), OrderLock(12, 101, quantity_t=3)),
+            (OrderLock(10, 100, amount_fen=9_000), OrderLock(12, 102, quantity_t=3)),
             (TRADE,),
             (10,),
         ),
@@ -39,6 +40,27 @@ def test_a_growth_after_a_trim_of_the_same_account_starts_a_new_batch() -> None:
     lock = OrderLock(13, 100, amount_fen=1)
     feed.lock(lock)  # the trim was in an earlier batch; the growth only took
     assert feed.take() == [Batch(adjusts=(trim, other)), Batch((lock,), adjusts=(grow,))]
+
+
+def test_a_lock_after_a_trade_of_the_same_account_starts_a_new_batch() -> None:
+    feed = BatchBuilder()
+    feed.trade(TRADE)  # 100 buys tonnes from 101, which is paid
+    feed.lock(OrderLock(20, 102, amount_fen=5_000))  # not a party: same batch
+    feed.lock(OrderLock(23, 100, amount_fen=5_000))  # the buyer pays from what it had: same
+    feed.lock(OrderLock(24, 101, quantity_t=1))  # the seller sells what it had: same
+    feed.lock(OrderLock(21, 100, quantity_t=1))  # may sell what it just bought
+    feed.lock(OrderLock(22, 101, amount_fen=5_000))  # may pay with what it was just paid
+    assert feed.take() == [
+        Batch(
+            (
+                OrderLock(20, 102, amount_fen=5_000),
+                OrderLock(23, 100, amount_fen=5_000),
+                OrderLock(24, 101, quantity_t=1),
+            ),
+            (TRADE,),
+        ),
+        Batch((OrderLock(21, 100, quantity_t=1), OrderLock(22, 101, amount_fen=5_000))),
+    ]
 
 
 def test_a_full_batch_is_cut() -> None:

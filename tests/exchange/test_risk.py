@@ -187,7 +187,7 @@ async def test_the_view_in_memory_equals_the_view_of_the_ledger(ledger: Ledger, 
             side = open_sells if (rng.random() < 0.5 and open_sells) or not open_buys else open_buys
             order = rng.choice(list(side))
             view.release(order)
-            feed.release(order, side.pop(order))
+            feed.release(order, side.pop(order), tonnes=side is open_sells)
         view.check_invariants()
         feed.check_invariants()
         if rng.random() < 0.2 or step == 149:

@@ -285,7 +285,7 @@ async def test_the_settlement_lag_metric_follows_the_feed(
     async with aiohttp.ClientSession() as http:
         assert (await scrape(http, server))[lag] == 0
         exchange.feed.lock(OrderLock(987_654_321, buyer, amount_fen=100))
-        exchange.feed.release(987_654_321, buyer)
+        exchange.feed.release(987_654_321, buyer, tonnes=False)
         assert (await scrape(http, server))[lag] == 2  # not woken yet: nothing applied
         exchange.settler.wake()
         await exchange.settler.drain()
