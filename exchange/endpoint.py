@@ -34,6 +34,8 @@ from exchange.journal import JournalError
 from exchange.protocol import ErrorBody
 from exchange.service import EXCHANGE_KEY, Exchange
 from matching import RejectCode
+from offsets.errors import ErrorCode as OffsetCode
+from offsets.errors import OffsetError
 from settlement.errors import ErrorCode as LedgerCode
 from settlement.errors import LedgerError
 from settlement.values import Role
@@ -114,17 +116,30 @@ _CONFLICTS = (
     RejectCode.BOOK_MUST_NOT_BE_HALTED.value,
     RejectCode.BOOK_MUST_BE_IN_AUCTION.value,
     RejectCode.BOOK_MUST_NOT_BE_IN_AUCTION.value,
+    OffsetCode.RULES_VERSION_EXISTS,
+    OffsetCode.OUTSIDE_SURRENDER_WINDOW,
+    OffsetCode.ENTITY_CAP_EXCEEDED,
+    OffsetCode.TOTAL_CAP_EXCEEDED,
+    OffsetCode.RETIREMENT_ALREADY_CLAIMED,
+    OffsetCode.APPLICATION_ALREADY_DECIDED,
+    LedgerCode.RANGE_NOT_HELD,
 )
 _UNKNOWN = (
     ErrorCode.UNKNOWN_INSTRUMENT,
     LedgerCode.ACCOUNT_NOT_FOUND,
     LedgerCode.PROJECT_NOT_FOUND,
     LedgerCode.METHODOLOGY_NOT_REGISTERED,
+    OffsetCode.NO_OFFSET_RULES,
+    OffsetCode.NO_VERIFIED_EMISSIONS,
+    OffsetCode.RETIREMENT_NOT_FOUND,
+    OffsetCode.APPLICATION_NOT_FOUND,
+    OffsetCode.CERTIFICATE_NOT_FOUND,
 )
 _UNAVAILABLE = (
     ErrorCode.EXCHANGE_NOT_READY,
     ErrorCode.EXCHANGE_HALTED,
     ErrorCode.JOURNAL_UNAVAILABLE,
+    ErrorCode.SETTLEMENT_BEHIND,
 )
 STATUS: dict[str, int] = (
     {str(code): 409 for code in _CONFLICTS}
@@ -165,7 +180,7 @@ def serve(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
             if route.body is not None:
                 inputs.append(decoded)
             reply: Ok | Refusal = Ok(True, await route.handler(call, *inputs))
-        except (ExchangeError, LedgerError) as error:
+        except (ExchangeError, LedgerError, OffsetError) as error:
             retry_after_ms = error.retry_after_ms if isinstance(error, ExchangeError) else None
             reply = _refused(str(error.code), error.message, retry_after_ms)
         except JournalError as error:

@@ -13,12 +13,28 @@ import functools
 import msgspec
 from aiohttp import web
 
-from exchange import openapi, rest_account, rest_market, rest_operator, rest_regulator
+from exchange import (
+    openapi,
+    rest_account,
+    rest_market,
+    rest_offsets,
+    rest_operator,
+    rest_regulator,
+)
 from exchange.endpoint import PUBLIC, SIGNED, Route, serve
 from exchange.instruments import Instrument
 from exchange.reports import OpenOrder
 from exchange.rest_account import AccountView, HoldingsView, TradesPage, TradesQuery
 from exchange.rest_market import InstrumentView, MarketView
+from exchange.rest_offsets import (
+    EmissionsBody,
+    Preview,
+    RetirementBody,
+    RulesBody,
+    Tonnage,
+    YearPath,
+    YearQuery,
+)
 from exchange.rest_operator import (
     AccountPath,
     BookOutcome,
@@ -30,9 +46,13 @@ from exchange.rest_operator import (
     SymbolPath,
 )
 from exchange.rest_regulator import Issuance, NewMethodology, NewProject
+from offsets.disclosure import Disclosure
+from offsets.retirement import Retired
+from offsets.rules import Published
+from offsets.surrender import Position, Surrendered, VerifiedEmissions
 from settlement.values import Account, Block, CashMoved, Methodology, Project, Role
 
-OPERATOR, REGULATOR = Role.OPERATOR, Role.REGULATOR
+OPERATOR, REGULATOR, COMPLIANCE = Role.OPERATOR, Role.REGULATOR, Role.COMPLIANCE_ENTITY
 BOOK = "/api/v1/operator/instruments/{symbol}"
 
 ROUTES = (
@@ -202,6 +222,95 @@ ROUTES = (
         REGULATOR,
         "Issue CERs for a project's monitoring period",
         body=Issuance,
+    ),
+    Route(
+        "POST",
+        "/api/v1/regulator/offset-rules",
+        rest_offsets.publish_rules,
+        Published,
+        REGULATOR,
+        "Publish the next version of a compliance year's offset rules",
+        body=RulesBody,
+    ),
+    Route(
+        "POST",
+        "/api/v1/regulator/verified-emissions",
+        rest_offsets.record_emissions,
+        VerifiedEmissions,
+        REGULATOR,
+        "Record a compliance entity's verified emissions for a year",
+        body=EmissionsBody,
+    ),
+    Route(
+        "GET",
+        "/api/v1/offsets/{year}/position",
+        rest_offsets.position,
+        Position,
+        COMPLIANCE,
+        "The caller's obligation, caps and surrenders for a year",
+        params=YearPath,
+    ),
+    Route(
+        "GET",
+        "/api/v1/offsets/{year}/preview",
+        rest_offsets.preview,
+        Preview,
+        COMPLIANCE,
+        "Which of the caller's free tonnes the year's rules admit, per block",
+        params=YearPath,
+    ),
+    Route(
+        "POST",
+        "/api/v1/offsets/{year}/surrenders",
+        rest_offsets.surrender,
+        Surrendered,
+        COMPLIANCE,
+        "Surrender tonnes against a year's obligation (final)",
+        body=Tonnage,
+        params=YearPath,
+    ),
+    Route(
+        "GET",
+        "/api/v1/offsets/surrenders",
+        rest_offsets.surrenders,
+        list[Surrendered],
+        COMPLIANCE,
+        "The caller's surrenders",
+        query=YearQuery,
+    ),
+    Route(
+        "POST",
+        "/api/v1/retirements",
+        rest_offsets.retire,
+        Retired,
+        SIGNED,
+        "Retire tonnes for good, naming a beneficiary and a purpose",
+        body=RetirementBody,
+    ),
+    Route(
+        "GET",
+        "/api/v1/retirements",
+        rest_offsets.retirements,
+        list[Retired],
+        SIGNED,
+        "The caller's retirements",
+    ),
+    Route(
+        "GET",
+        "/api/v1/public/offset-rules",
+        rest_offsets.offset_rules,
+        list[Published],
+        PUBLIC,
+        "Every published version of the offset rules",
+        query=YearQuery,
+    ),
+    Route(
+        "GET",
+        "/api/v1/public/disclosure",
+        rest_offsets.public_disclosure,
+        Disclosure,
+        PUBLIC,
+        "Issuance, trading, surrender and retirement by vintage and methodology; cap use",
     ),
 )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bisect import insort
 from collections import defaultdict
+from collections.abc import Callable
 
 from settlement.connection import Connection
 from settlement.dvp import fees
@@ -174,6 +175,32 @@ class RiskView:
     def reserve_sell(self, order_id: int, account_id: int, tonnes: int, only: CerFilter) -> None:
         self._sells[order_id] = _Sell(account_id, self._take(account_id, tonnes, only))
 
+    def take_out(
+        self, account_id: int, tonnes: int, eligible: Callable[[str], bool]
+    ) -> dict[str, int]:
+        """Take free tonnes out of trading for good (a surrender, a retirement): `tonnes` of the
+        blocks `eligible` admits, oldest vintage first; the tonnes taken per block."""
+        return self._take_where(account_id, tonnes, eligible)
+
+    def take_out_blocks(self, account_id: int, per_block: dict[str, int]) -> None:
+        """Take exactly so many free tonnes of each block out of trading, or refuse and take
+        none."""
+        free = self._free[account_id]
+        short = {b: t for b, t in per_block.items() if free.get(b, 0) < t}
+        if short:
+            block, tonnes = next(iter(short.items()))
+            raise LedgerError(
+                ErrorCode.INSUFFICIENT_HOLDINGS,
+                f"{tonnes} t of {block} needed, {free.get(block, 0)} t free and not in orders",
+            )
+        for block, tonnes in per_block.items():
+            free[block] -= tonnes
+
+    def put_back(self, account_id: int, per_block: dict[str, int]) -> None:
+        """Undo a `take_out`: the ledger refused the write."""
+        for block, tonnes in per_block.items():
+            self.credit_tonnes(account_id, block, tonnes)
+
     def hold_buy(self, hold_id: int, account_id: int, fen: int) -> None:
         """Set cash aside for an amend that grows a buy order, until `grow` or `unhold`."""
         self.reserve_buy(hold_id, account_id, fen)
@@ -228,10 +255,14 @@ class RiskView:
             raise AssertionError(f"order {order_id} holds fewer tonnes than its trim")
 
     def _take(self, account_id: int, tonnes: int, only: CerFilter) -> dict[str, int]:
+        return self._take_where(account_id, tonnes, lambda b: only.admits(self._blocks[b]))
+
+    def _take_where(
+        self, account_id: int, tonnes: int, admits: Callable[[str], bool]
+    ) -> dict[str, int]:
         free = self._free[account_id]
         eligible = sorted(
-            (b for b, t in free.items() if t and only.admits(self._blocks[b])),
-            key=self._rank.__getitem__,
+            (b for b, t in free.items() if t and admits(b)), key=self._rank.__getitem__
         )
         if sum(free[b] for b in eligible) < tonnes:
             raise LedgerError(

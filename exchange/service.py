@@ -16,8 +16,8 @@ import datetime as dt
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from typing import get_args
+from collections.abc import Awaitable, Callable
+from typing import TypeVar, get_args
 
 import asyncpg
 import msgspec
@@ -40,12 +40,23 @@ from exchange.sessions import Sessions
 from exchange.settler import Settler
 from exchange.snapshots import EVERY_ENTRIES, ExchangeSnapshot, Snapshots
 from matching import Event, Rejected
+from offsets.registry import OffsetRegistry
 from settlement.database import Database
 from settlement.ledger import Ledger
-from settlement.values import Block, BlockInfo, CashMoved, Role
+from settlement.values import (
+    Block,
+    BlockInfo,
+    ByBlocks,
+    ByQuantity,
+    ByRanges,
+    CashMoved,
+    Role,
+    Selection,
+)
 
 log = logging.getLogger(__name__)
 Push = Callable[[bytes], None]
+T = TypeVar("T")
 
 
 class Exchange:
@@ -61,6 +72,7 @@ class Exchange:
         self._account_buckets: dict[int, TokenBucket] = {}
         self.metrics = metrics = Metrics()
         self.ledger = Ledger(database)
+        self.offsets = OffsetRegistry(self.ledger)
         self.feed = BatchBuilder()
         self.journal = Journal(database.pool, on_commit=metrics.journal_written)
         self.engine = Engine(
@@ -224,6 +236,38 @@ class Exchange:
                 risk.credit_tonnes(block.issued_to, block.block_id, block.quantity_t)
             return block
 
+    async def take_out(
+        self,
+        key: str,
+        account_id: int,
+        selection: Selection,
+        write: Callable[[Selection], Awaitable[T]],
+        eligible: Callable[[str], bool] = lambda _block: True,
+    ) -> T:
+        """Write tonnes out of trading for good (a surrender, a retirement) with the risk view
+        following: the tonnes are taken from the view first — by quantity, oldest vintage first
+        among the blocks `eligible` admits, and then named to the ledger block by block, so the
+        ledger takes exactly what the view set aside; by ranges, as so many of each block — and
+        put back if the ledger refuses. The write waits until the ledger has everything the
+        exchange decided before it, so the tonnes the view saw free are free there too."""
+        risk = self._risk()
+        async with self._following:
+            if await self.ledger.recorded(key):
+                return await write(selection)
+            if isinstance(selection, ByQuantity):
+                per_block = risk.take_out(account_id, selection.quantity_t, eligible)
+                named: Selection = ByBlocks(tuple(per_block.items()))
+            else:
+                per_block = _per_block(selection)
+                risk.take_out_blocks(account_id, per_block)
+                named = selection
+            try:
+                await self.settler.reach(self.feed.decided)
+                return await write(named)
+            except BaseException:
+                risk.put_back(account_id, per_block)
+                raise
+
     def _risk(self) -> RiskView:
         risk = self.engine.risk
         if risk is None:
@@ -271,6 +315,15 @@ class Exchange:
         message = _encode(BalanceUpdate(risk.available_fen(account_id), risk.free_t(account_id)))
         for push in list(pushes):
             push(message)
+
+
+def _per_block(selection: ByRanges | ByBlocks) -> dict[str, int]:
+    if isinstance(selection, ByBlocks):
+        return dict(selection.quantities)
+    per_block: defaultdict[str, int] = defaultdict(int)
+    for item in selection.ranges:
+        per_block[item.block_id] += item.last - item.first + 1
+    return dict(per_block)
 
 
 EXCHANGE_KEY = web.AppKey("exchange", Exchange)

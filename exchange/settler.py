@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import asyncpg
 
+from exchange.errors import ErrorCode, ExchangeError
 from exchange.ledger_feed import BatchBuilder
 from settlement.batches import Batch
 from settlement.errors import LedgerError
@@ -72,6 +73,22 @@ class Settler:
         while self.lag and self.error is None:
             self._wake.set()
             await asyncio.sleep(0.005)
+
+    async def reach(self, items: int, timeout_s: float = 10.0) -> None:
+        """Return once the first `items` items the feed was handed are in the ledger; refuse
+        with SETTLEMENT_BEHIND if that takes longer than `timeout_s` (or the worker stopped)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while self.applied_items < items and self.error is None:
+                    self._wake.set()
+                    await asyncio.sleep(0.002)
+        if self.applied_items >= items:
+            return
+        raise ExchangeError(
+            ErrorCode.SETTLEMENT_BEHIND,
+            "settlement has not caught up with this account's trading; try again",
+            1_000,
+        )
 
     async def close(self, timeout_s: float = 10.0) -> None:
         """Drain for up to `timeout_s`, then stop. Anything left stays in the journal, and the

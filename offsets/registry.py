@@ -59,28 +59,50 @@ class OffsetRegistry:
         )
 
     async def surrender(
-        self, key: str, account_id: int, year: int, selection: Selection, on: dt.date
+        self,
+        key: str,
+        account_id: int,
+        year: int,
+        selection: Selection,
+        on: dt.date,
+        take: Selection | None = None,
     ) -> Surrendered:
+        """Surrender `selection`; `take`, if given, names the same tonnes as the caller chose
+        them (block by block), while the request a repeat must match stays `selection`."""
+        taken = take or selection
         return await self.ledger.keyed(
             "surrender",
             key,
             (account_id, year, selection),
             Surrendered,
-            lambda conn, txn: surrender.surrender(conn, txn, year, account_id, selection, on),
+            lambda conn, txn: surrender.surrender(conn, txn, year, account_id, taken, on),
         )
 
     async def retire(
-        self, key: str, account_id: int, selection: Selection, beneficiary: str, purpose: str
+        self,
+        key: str,
+        account_id: int,
+        selection: Selection,
+        beneficiary: str,
+        purpose: str,
+        take: Selection | None = None,
     ) -> Retired:
+        """Retire `selection` (named as `take`, if given: see `surrender`)."""
+        taken = take or selection
         return await self.ledger.keyed(
             "retire",
             key,
             (account_id, selection, beneficiary, purpose),
             Retired,
-            lambda conn, txn: retirement.retire(
-                conn, txn, account_id, selection, beneficiary, purpose
-            ),
+            lambda conn, txn: retirement.retire(conn, txn, account_id, taken, beneficiary, purpose),
         )
+
+    async def eligible_blocks(self, year: int, on: dt.date, block_ids: list[str]) -> set[str]:
+        """Which of these blocks the year's rules in effect admit for surrender."""
+        async with self._pool.acquire() as conn:
+            published = await rules.in_effect(conn, year, on)
+            found = await rules.scopes(conn, block_ids)
+        return {b for b, scope in found.items() if published.rules.admits(scope) is None}
 
     # -- reads ---------------------------------------------------------------------------------
 
