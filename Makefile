@@ -18,7 +18,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy --strict matching settlement exchange
+	$(PY) -m mypy --strict matching settlement offsets exchange
 
 test: lint
 	$(PY) -m pytest
