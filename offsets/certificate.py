@@ -124,7 +124,13 @@ _ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
 
 
 def certified_ranges(ranges: Iterable[SerialRange]) -> tuple[CertifiedRange, ...]:
-    """The ledger's ranges as a certificate lists them: ascending by block, then first serial."""
+    """The ledger's ranges as a certificate lists them: ascending by block, then first serial.
+
+    >>> ledger = [SerialRange("SZCER-B-2025-1", 5, 9), SerialRange("SZCER-A-2025-1", 7, 7)]
+    >>> certified_ranges(ledger)  # doctest: +NORMALIZE_WHITESPACE
+    (CertifiedRange(block_id='SZCER-A-2025-1', first=7, last=7),
+     CertifiedRange(block_id='SZCER-B-2025-1', first=5, last=9))
+    """
     return tuple(sorted(CertifiedRange.of(r) for r in ranges))
 
 
