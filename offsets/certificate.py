@@ -54,8 +54,6 @@ _ID = r"^[A-Z0-9]+(?:-[A-Z0-9]+)*\Z"
 Positive = Annotated[int, msgspec.Meta(ge=1, le=_MAX_SAFE_INTEGER)]
 Identifier = Annotated[str, msgspec.Meta(max_length=64, pattern=_ID)]
 Url = Annotated[str, msgspec.Meta(max_length=512, pattern=r"^https?://[!-~]+\Z")]
-
-
 Name = Annotated[str, msgspec.Meta(max_length=200, pattern=_TEXT)]
 LongText = Annotated[str, msgspec.Meta(max_length=500, pattern=_TEXT)]
 UtcTime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
@@ -80,6 +78,8 @@ class CertifiedRange(SerialRange, frozen=True, forbid_unknown_fields=True):
 
 
 class Certificate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the platform certifies; each field's meaning and bounds: docs/certificates.md."""
+
     certificate_id: Identifier
     beneficiary: Name
     subject_kind: SubjectKind
@@ -147,6 +147,7 @@ def broken_rule(c: Certificate) -> CertificateError | None:
     backwards = next((r for r in c.ranges if r.first > r.last), None)
     clash = next(((a, b) for a, b in pairwise(c.ranges) if not _in_order(a, b)), None)
     in_ranges = sum(r.quantity_t for r in c.ranges)
+    unsorted = next(((a, b) for a, b in pairwise(c.retirement_ids) if a >= b), None)
     issue_day = c.issued_at.astimezone(SHANGHAI).date()
     if backwards is not None:
         return CertificateError(CertificateCode.RANGE_FIRST_MUST_NOT_EXCEED_LAST, _show(backwards))
@@ -159,10 +160,9 @@ def broken_rule(c: Certificate) -> CertificateError | None:
     if c.retired_t < c.emissions_t:
         message = f"{c.retired_t} t retired for {c.emissions_t} t emitted"
         return CertificateError(CertificateCode.RETIRED_MUST_COVER_EMISSIONS, message)
-    if any(a >= b for a, b in pairwise(c.retirement_ids)):
-        return CertificateError(
-            CertificateCode.RETIREMENT_IDS_MUST_ASCEND, str(list(c.retirement_ids))
-        )
+    if unsorted is not None:
+        message = f"retirement {unsorted[0]} then {unsorted[1]}"
+        return CertificateError(CertificateCode.RETIREMENT_IDS_MUST_ASCEND, message)
     if c.issued_at.utcoffset() != dt.timedelta(0) or c.issued_at.microsecond:
         return CertificateError(
             CertificateCode.ISSUED_AT_MUST_BE_WHOLE_SECONDS_UTC, c.issued_at.isoformat()
@@ -199,7 +199,7 @@ def load_signed(data: bytes) -> SignedCertificate:
     except (msgspec.DecodeError, RecursionError, ValueError) as e:
         raise _malformed(str(e)) from None
     if _ENCODER.encode(written) != canonical_bytes(signed.certificate):
-        raise _malformed("the certificate is not written in canonical form (see issued_at)")
+        raise _malformed("not in canonical form: issued_at must read YYYY-MM-DDTHH:MM:SSZ")
     return signed
 
 

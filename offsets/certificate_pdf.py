@@ -209,7 +209,7 @@ def _verification(pdf: _Document, url: str, lang: Lang) -> None:
     if pdf.will_page_break(_QR_SIZE_MM + 12):
         pdf.add_page()
     top, left = pdf.get_y(), pdf.l_margin
-    draw_qr(pdf, url, left, top, _QR_SIZE_MM)
+    _draw_qr(pdf, url, left, top, _QR_SIZE_MM)
     beside = left + _QR_SIZE_MM + 6
     width = pdf.w - pdf.r_margin - beside
     pdf.set_xy(beside, top + 8)
@@ -224,7 +224,7 @@ def _verification(pdf: _Document, url: str, lang: Lang) -> None:
     pdf.multi_cell(0, 4.5, url, link=url, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
-def draw_qr(pdf: FPDF, url: str, left: float, top: float, size: float) -> None:
+def _draw_qr(pdf: FPDF, url: str, left: float, top: float, size: float) -> None:
     """Draw the QR code of `url` as filled squares, quiet zone included, in a `size` square at
     (`left`, `top`), and make the square a link to `url`."""
     matrix = segno.make(url, error=QR_ERROR, micro=False, boost_error=False).matrix

@@ -104,7 +104,7 @@ class PlatformKey:
         except OSError as e:
             raise KeyFileError(f"cannot read the platform key {path}: {e.strerror}") from None
         if mode & 0o077:
-            raise KeyFileError(f"{path} may be read by others (mode {mode:o}); chmod 600 it")
+            raise KeyFileError(f"{path} is open to group or others (mode {mode:o}); chmod 600 it")
         try:
             key = load_pem_private_key(pem, password=None)
         except (ValueError, TypeError, UnsupportedAlgorithm):
@@ -117,6 +117,8 @@ class PlatformKey:
         return public_key_pem(self.public_key)
 
     def sign_message(self, message: bytes) -> bytes:
+        """The Ed25519 signature of raw bytes; certificates go through `sign`, which checks
+        them and adds `SIGNING_CONTEXT`."""
         return self._private_key.sign(message)
 
 

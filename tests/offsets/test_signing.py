@@ -236,10 +236,35 @@ def test_deep_nesting_is_malformed(data: bytes) -> None:
     "number",
     [b"10" * 200, b"18446744073709551616", b"9007199254740992", b"-1", b"0", b"1.5", b"1e3"],
 )
-def test_numbers_out_of_bounds_are_malformed(number: bytes) -> None:
+def test_numbers_out_of_bounds_or_not_integers_are_malformed(number: bytes) -> None:
     data = FILE.replace(b'"emissions_t": 118', b'"emissions_t": ' + number)
     assert data != FILE
     assert verdict_of(data) is CertificateCode.MALFORMED
+
+
+INTEGER_PATHS = [
+    "certificate.emissions_t",
+    "certificate.retired_t",
+    "certificate.ranges.0.first",
+    "certificate.ranges.1.last",
+    "certificate.retirement_ids.0",
+]
+out_of_bounds = st.one_of(
+    st.integers(max_value=0),
+    st.integers(min_value=2**53, max_value=2**64 + 1),
+    st.integers(min_value=2**64, max_value=10**400),
+)
+
+
+@PROPERTY_SETTINGS
+@given(st.sampled_from(INTEGER_PATHS), out_of_bounds)
+def test_an_integer_out_of_bounds_is_malformed(path: str, number: int) -> None:
+    document = json.loads(FILE)
+    node, key = _locate(document, path)
+    node[key] = number
+    assert (
+        verdict_of(json.dumps(document, ensure_ascii=False).encode()) is CertificateCode.MALFORMED
+    )
 
 
 def _kind(value: Any) -> str:
