@@ -43,9 +43,10 @@ def run_snippet(where: Path, certificate: bytes) -> subprocess.CompletedProcess[
 
 def test_the_ten_line_verifier_accepts_the_example(tmp_path: Path) -> None:
     snippet = fenced("python", after="<!-- verify-snippet -->")[0]
-    assert len([line for line in snippet.splitlines() if line.strip()]) == 10
+    assert len(snippet.splitlines()) <= 10
     run = run_snippet(tmp_path, fenced("json")[0].encode())
-    assert (run.returncode, run.stdout) == (0, "valid: SZCN-2026-000001\n"), run.stderr
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "valid: SZCN-2026-000001 深圳市绿色出行协会\n"
 
 
 def test_the_ten_line_verifier_refuses_a_changed_certificate(tmp_path: Path) -> None:
