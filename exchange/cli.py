@@ -2,17 +2,26 @@
 
     cerx serve [--host 127.0.0.1] [--port 8080] [--data-dir var] [--database-url URL] [--demo]
                [--session-rate N] [--account-rate N]
+    cerx verify-certificate FILE --public-key PEMFILE
+    cerx platform-key [--data-dir var]
 
 Without `--database-url` (or `$CERX_DATABASE_URL`) the data lives in an embedded PostgreSQL under
 DATA_DIR/pg. `--demo` first creates a small demo market (see exchange/demo.py) and prints the
 API keys of its traders, its operator and its regulator. The server stops cleanly on Ctrl-C or
 SIGTERM.
+
+`verify-certificate` checks a carbon-neutrality certificate file offline against the platform's
+published public key: it prints `valid: ...` and exits 0, or the reason code and exits 1; a file
+it cannot read or a key that is not an Ed25519 public key exits 2, as usage errors do.
+`platform-key` prints the key id and the public key (PEM) that verifiers need, creating the
+platform's signing key in DATA_DIR first if there is none (docs/certificates.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import signal
 import sys
 from pathlib import Path
@@ -24,6 +33,8 @@ from exchange.instruments import listed
 from exchange.limits import DEFAULT_LIMITS, Limits
 from exchange.server import build_app
 from exchange.service import Exchange
+from offsets.certificate import load_signed
+from offsets.signing import KEY_FILE_NAME, KeyFileError, PlatformKey, load_public_key, verify_bytes
 from settlement.database import DATABASE_URL_VARIABLE, DEFAULT_DATA_DIR, Database
 
 
@@ -54,6 +65,22 @@ def parse(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=DEFAULT_LIMITS.account_per_second,
         help=f"requests a second per account ({DEFAULT_LIMITS.account_per_second}; bursts of 2x)",
+    )
+    verify = commands.add_parser(
+        "verify-certificate", help="check a carbon-neutrality certificate file offline"
+    )
+    verify.add_argument("file", type=Path, help="the certificate file (JSON)")
+    verify.add_argument(
+        "--public-key", type=Path, required=True, help="the platform's public key (PEM)"
+    )
+    key = commands.add_parser(
+        "platform-key", help="print the platform's public key, creating the key if absent"
+    )
+    key.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"where the platform key is kept ({DEFAULT_DATA_DIR}/{KEY_FILE_NAME})",
     )
     return parser.parse_args(argv)
 
@@ -104,6 +131,52 @@ async def serve(args: argparse.Namespace) -> int:
         await database.close()
 
 
+USAGE_ERROR = 2
+
+
+def verify_certificate(args: argparse.Namespace) -> int:
+    try:
+        data = args.file.read_bytes()
+        public_key = load_public_key(args.public_key.read_bytes())
+    except OSError as e:
+        print(f"cerx: cannot read {e.filename}: {e.strerror}", file=sys.stderr)
+        return USAGE_ERROR
+    except ValueError as e:
+        print(f"cerx: {args.public_key}: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # A console that cannot show the beneficiary's name gets escapes, not a crash that
+        # would exit 1 and read as "invalid".
+        sys.stdout.reconfigure(errors="backslashreplace")
+    verdict = verify_bytes(data, public_key)
+    if not verdict.valid:
+        say(f"{verdict.reason}: {verdict.message}")
+        return 1
+    c = load_signed(data).certificate
+    ranges = ", ".join(f"{r.block_id} {r.first}-{r.last}" for r in c.ranges)
+    say(f"valid: {c.certificate_id}, {c.beneficiary}, {c.retired_t} t, ranges {ranges}")
+    return 0
+
+
+def platform_key(args: argparse.Namespace) -> int:
+    try:
+        key = PlatformKey.open(args.data_dir)
+    except (KeyFileError, OSError) as e:
+        print(f"cerx: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    # The key id goes first: PEM readers skip text before the BEGIN line, so the output can be
+    # published as it is.
+    say(f"key id {key.key_id}")
+    say(key.public_pem().decode("ascii").rstrip("\n"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    return asyncio.run(serve(args))
+    match args.command:
+        case "verify-certificate":
+            return verify_certificate(args)
+        case "platform-key":
+            return platform_key(args)
+        case _:
+            return asyncio.run(serve(args))
