@@ -8,10 +8,14 @@ beside every other move. Dates are the exchange's local dates (Asia/Shanghai), p
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
-from offsets import retirement, rules, surrender
+from offsets import applications, retirement, rules, surrender
+from offsets.applications import Application, IssuedCertificate
+from offsets.certificate import SignedCertificate, SubjectKind
 from offsets.retirement import Retired
 from offsets.rules import OffsetRules, Published
+from offsets.signing import PlatformKey
 from offsets.surrender import BlockEligibility, Position, Surrendered, VerifiedEmissions
 from settlement.accounts import lock_accounts, require_role
 from settlement.connection import Connection
@@ -104,6 +108,74 @@ class OffsetRegistry:
             found = await rules.scopes(conn, block_ids)
         return {b for b, scope in found.items() if published.rules.admits(scope) is None}
 
+    async def submit_application(
+        self,
+        key: str,
+        account_id: int,
+        beneficiary: str,
+        subject_kind: SubjectKind,
+        subject: str,
+        emissions_t: int,
+        purpose: str,
+        retirement_ids: Sequence[int],
+        on: dt.date,
+    ) -> Application:
+        """Apply for carbon-neutrality certification of `subject` on the caller's retirements."""
+        ids = tuple(retirement_ids)
+        return await self.ledger.keyed(
+            "apply_for_certificate",
+            key,
+            (account_id, beneficiary, subject_kind, subject, emissions_t, purpose, ids),
+            Application,
+            lambda conn, txn: applications.submit(
+                conn,
+                txn,
+                account_id,
+                beneficiary,
+                subject_kind,
+                subject,
+                emissions_t,
+                purpose,
+                ids,
+                on,
+            ),
+        )
+
+    async def decide_application(
+        self,
+        key: str,
+        regulator_id: int,
+        application_id: int,
+        approve: bool,
+        reason: str | None,
+        platform_key: PlatformKey,
+        verify_base_url: str,
+        now: dt.datetime,
+    ) -> Application:
+        """The regulator's decision; an approval issues the signed certificate."""
+
+        async def action(conn: Connection, txn_id: int) -> Application:
+            await _regulator(conn, regulator_id, "decide certificate applications")
+            return await applications.decide(
+                conn,
+                txn_id,
+                application_id,
+                regulator_id,
+                approve,
+                reason,
+                platform_key,
+                verify_base_url,
+                now,
+            )
+
+        return await self.ledger.keyed(
+            "decide_certificate",
+            key,
+            (regulator_id, application_id, approve, reason),
+            Application,
+            action,
+        )
+
     # -- reads ---------------------------------------------------------------------------------
 
     async def rules_history(self, year: int | None = None) -> list[Published]:
@@ -144,6 +216,24 @@ class OffsetRegistry:
             )
             for row in rows
         ]
+
+    async def applications(
+        self, account_id: int | None = None, state: str | None = None
+    ) -> list[Application]:
+        async with self._pool.acquire() as conn:
+            return await applications.applications(conn, account_id=account_id, state=state)
+
+    async def application(self, application_id: int) -> Application:
+        async with self._pool.acquire() as conn:
+            return await applications.application(conn, application_id)
+
+    async def certificate(self, certificate_id: str) -> SignedCertificate:
+        async with self._pool.acquire() as conn:
+            return await applications.certificate(conn, certificate_id)
+
+    async def certificates(self) -> list[IssuedCertificate]:
+        async with self._pool.acquire() as conn:
+            return await applications.register(conn)
 
     async def retirements(self, account_id: int) -> list[Retired]:
         async with self._pool.acquire() as conn:
