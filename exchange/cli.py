@@ -32,7 +32,7 @@ from exchange import demo
 from exchange.instruments import listed
 from exchange.limits import DEFAULT_LIMITS, Limits
 from exchange.server import build_app
-from exchange.service import Exchange
+from exchange.service import Certifier, Exchange
 from offsets.certificate import load_signed
 from offsets.signing import KEY_FILE_NAME, KeyFileError, PlatformKey, load_public_key, verify_bytes
 from settlement.database import DATABASE_URL_VARIABLE, DEFAULT_DATA_DIR, Database
@@ -54,6 +54,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--database-url", help=f"an external PostgreSQL instead (default: ${DATABASE_URL_VARIABLE})"
     )
     serve.add_argument("--demo", action="store_true", help="create and use a small demo market")
+    serve.add_argument(
+        "--public-url",
+        help="the address people reach this exchange at, for certificates' verification links"
+        " (default: http://HOST:PORT)",
+    )
     serve.add_argument(
         "--session-rate",
         type=int,
@@ -109,6 +114,8 @@ async def serve(args: argparse.Namespace) -> int:
         site = web.TCPSite(runner, args.host, args.port)
         await site.start()
         host, port = runner.addresses[0][:2]
+        public_url = args.public_url or f"http://{host}:{port}"
+        exchange.certifier = Certifier(PlatformKey.open(args.data_dir), public_url)
         say(f"instruments {', '.join(i.symbol for i in instruments) or 'none'}")
         for key in demo_keys:
             say(
@@ -116,6 +123,8 @@ async def serve(args: argparse.Namespace) -> int:
                 f"  secret {key.secret_hex}"
             )
         say(f"rest       http://{host}:{port}/api/v1   (described at /openapi.json)")
+        key_id = exchange.certifier.key.key_id
+        say(f"certificates {public_url}/certificates/<id>   (signed with key {key_id})")
         say(f"listening  ws://{host}:{port}/ws   (Ctrl-C to stop)")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -16,6 +16,7 @@ from aiohttp import web
 from exchange import (
     openapi,
     rest_account,
+    rest_certificates,
     rest_market,
     rest_offsets,
     rest_operator,
@@ -25,6 +26,15 @@ from exchange.endpoint import PUBLIC, SIGNED, Route, serve
 from exchange.instruments import Instrument
 from exchange.reports import OpenOrder
 from exchange.rest_account import AccountView, HoldingsView, TradesPage, TradesQuery
+from exchange.rest_certificates import (
+    ApplicationBody,
+    ApplicationPath,
+    CertificatePath,
+    Checked,
+    Decision,
+    PublicKey,
+    StateQuery,
+)
 from exchange.rest_market import InstrumentView, MarketView
 from exchange.rest_offsets import (
     EmissionsBody,
@@ -46,6 +56,7 @@ from exchange.rest_operator import (
     SymbolPath,
 )
 from exchange.rest_regulator import Issuance, NewMethodology, NewProject
+from offsets.applications import Application, IssuedCertificate
 from offsets.disclosure import Disclosure
 from offsets.retirement import Retired
 from offsets.rules import Published
@@ -311,6 +322,67 @@ ROUTES = (
         Disclosure,
         PUBLIC,
         "Issuance, trading, surrender and retirement by vintage and methodology; cap use",
+    ),
+    Route(
+        "POST",
+        "/api/v1/certificate-applications",
+        rest_certificates.apply,
+        Application,
+        SIGNED,
+        "Apply for carbon-neutrality certification on the caller's retirements",
+        body=ApplicationBody,
+    ),
+    Route(
+        "GET",
+        "/api/v1/certificate-applications",
+        rest_certificates.my_applications,
+        list[Application],
+        SIGNED,
+        "The caller's certification applications",
+    ),
+    Route(
+        "GET",
+        "/api/v1/regulator/certificate-applications",
+        rest_certificates.queue,
+        list[Application],
+        REGULATOR,
+        "Certification applications by state (the queue: submitted)",
+        query=StateQuery,
+    ),
+    Route(
+        "POST",
+        "/api/v1/regulator/certificate-applications/{application_id}/decision",
+        rest_certificates.decide,
+        Application,
+        REGULATOR,
+        "Approve (issuing the signed certificate) or reject with a reason",
+        body=Decision,
+        params=ApplicationPath,
+    ),
+    Route(
+        "GET",
+        "/api/v1/public/certificates",
+        rest_certificates.issued,
+        list[IssuedCertificate],
+        PUBLIC,
+        "Every carbon-neutrality certificate issued, newest first",
+    ),
+    Route(
+        "GET",
+        "/api/v1/public/certificates/{certificate_id}",
+        rest_certificates.check,
+        Checked,
+        PUBLIC,
+        "A certificate by id, and whether it verifies against the platform key",
+        params=CertificatePath,
+    ),
+    Route(
+        "GET",
+        "/api/v1/public/platform-key",
+        rest_certificates.platform_key,
+        PublicKey,
+        PUBLIC,
+        "The platform's public key, for verifying certificates offline",
     ),
 )
 

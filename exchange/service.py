@@ -17,7 +17,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, get_args
+from typing import NamedTuple, TypeVar, get_args
 
 import asyncpg
 import msgspec
@@ -41,6 +41,7 @@ from exchange.settler import Settler
 from exchange.snapshots import EVERY_ENTRIES, ExchangeSnapshot, Snapshots
 from matching import Event, Rejected
 from offsets.registry import OffsetRegistry
+from offsets.signing import PlatformKey
 from settlement.database import Database
 from settlement.ledger import Ledger
 from settlement.values import (
@@ -59,6 +60,14 @@ Push = Callable[[bytes], None]
 T = TypeVar("T")
 
 
+class Certifier(NamedTuple):
+    """What issuing certificates needs: the platform's signing key, and the public address the
+    verification links (and QR codes) point at."""
+
+    key: PlatformKey
+    public_url: str
+
+
 class Exchange:
     def __init__(
         self,
@@ -73,6 +82,7 @@ class Exchange:
         self.metrics = metrics = Metrics()
         self.ledger = Ledger(database)
         self.offsets = OffsetRegistry(self.ledger)
+        self.certifier: Certifier | None = None  # set by whoever serves it (it knows the address)
         self.feed = BatchBuilder()
         self.journal = Journal(database.pool, on_commit=metrics.journal_written)
         self.engine = Engine(

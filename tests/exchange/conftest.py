@@ -14,8 +14,9 @@ from exchange import keys
 from exchange.instruments import Instrument, list_instrument, listed
 from exchange.limits import DEFAULT_LIMITS, Limits
 from exchange.server import build_app
-from exchange.service import Exchange
+from exchange.service import Certifier, Exchange
 from matching import InstrumentRules
+from offsets.signing import PlatformKey
 from settlement.database import Database
 from settlement.ledger import Ledger
 from settlement.values import CerFilter
@@ -23,6 +24,7 @@ from tests.exchange.market import INSTRUMENT, accounts
 from tests.exchange.rest_client import Rest, Staff, staff
 
 _tags = itertools.count(1)
+PUBLIC_URL = "https://cerx.test"
 
 Market = tuple[list[int], list[int]]
 
@@ -52,9 +54,17 @@ async def open_exchange(database: Database, limits: Limits = DEFAULT_LIMITS) -> 
     return await Exchange.open(database, instruments, limits)
 
 
+@pytest.fixture(scope="session")
+def platform_key(tmp_path_factory: pytest.TempPathFactory) -> PlatformKey:
+    return PlatformKey.open(tmp_path_factory.mktemp("platform-key"))
+
+
 @pytest.fixture
-async def exchange(database: Database, market: Market) -> AsyncIterator[Exchange]:
+async def exchange(
+    database: Database, market: Market, platform_key: PlatformKey
+) -> AsyncIterator[Exchange]:
     exchange = await open_exchange(database)
+    exchange.certifier = Certifier(platform_key, PUBLIC_URL)
     yield exchange
     await exchange.close()
 

@@ -1,0 +1,125 @@
+"""A certificate for people and files, beside the JSON API: the verification page a QR code opens
+(`/certificates/{id}`), the certificate file (`.json`) and its printable PDF (`.pdf?lang=zh|en`).
+
+The page checks the certificate against the platform key each time it is shown, and says valid,
+tampered (with the reason) or unknown. Everything on it is escaped; it loads nothing from
+elsewhere.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from aiohttp import web
+
+from exchange.service import EXCHANGE_KEY
+from offsets.certificate import SignedCertificate, dump_signed
+from offsets.certificate_pdf import FontNotFoundError, Lang, render_pdf
+from offsets.errors import OffsetError
+from offsets.signing import Verdict, verify
+
+_ID = re.compile(r"^[A-Z0-9]+(-[A-Z0-9]+)*$")
+
+
+async def _signed(request: web.Request) -> SignedCertificate | None:
+    certificate_id = request.match_info["certificate_id"]
+    if not _ID.fullmatch(certificate_id) or len(certificate_id) > 64:
+        return None
+    try:
+        return await request.app[EXCHANGE_KEY].offsets.certificate(certificate_id)
+    except OffsetError:
+        return None
+
+
+async def page(request: web.Request) -> web.Response:
+    signed = await _signed(request)
+    certifier = request.app[EXCHANGE_KEY].certifier
+    if signed is None or certifier is None:
+        body = _html("未找到证书 · Certificate not found", "<p class=bad>unknown</p>")
+        return web.Response(text=body, status=404, content_type="text/html")
+    verdict = verify(signed, certifier.key.public_key)
+    return web.Response(
+        text=_html(_title(signed), _details(signed, verdict)), content_type="text/html"
+    )
+
+
+async def file(request: web.Request) -> web.Response:
+    signed = await _signed(request)
+    if signed is None:
+        raise web.HTTPNotFound(text="no such certificate")
+    name = f"{signed.certificate.certificate_id}.json"
+    return web.Response(
+        body=dump_signed(signed),
+        content_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def pdf(request: web.Request) -> web.Response:
+    signed = await _signed(request)
+    if signed is None:
+        raise web.HTTPNotFound(text="no such certificate")
+    lang = Lang.EN if request.query.get("lang") == "en" else Lang.ZH
+    try:
+        body = render_pdf(signed, lang)
+    except FontNotFoundError as error:
+        raise web.HTTPServiceUnavailable(text=str(error)) from None
+    name = f"{signed.certificate.certificate_id}.pdf"
+    return web.Response(
+        body=body,
+        content_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"'},
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/certificates/{certificate_id}.json", file)
+    app.router.add_get("/certificates/{certificate_id}.pdf", pdf)
+    app.router.add_get("/certificates/{certificate_id}", page)
+
+
+def _title(signed: SignedCertificate) -> str:
+    return f"碳中和电子证书 · Carbon-neutrality certificate {signed.certificate.certificate_id}"
+
+
+def _details(signed: SignedCertificate, verdict: Verdict) -> str:
+    c = signed.certificate
+    e = html.escape
+    state = (
+        "<p class=good>有效 · valid</p>"
+        if verdict.valid
+        else f"<p class=bad>无效 · {e(verdict.reason)}: {e(verdict.message)}</p>"
+    )
+    ranges = "".join(f"<li>{e(r.block_id)} {r.first}–{r.last}</li>" for r in c.ranges)
+    rows = [
+        ("受益方 · Beneficiary", e(c.beneficiary)),
+        ("对象 · Subject", f"{e(c.subject)} ({e(c.subject_kind)})"),
+        ("排放量 · Emissions", f"{c.emissions_t} t CO₂e"),
+        ("注销量 · Retired", f"{c.retired_t} t"),
+        ("用途 · Purpose", e(c.purpose)),
+        ("申请日 · Applied", c.applied_on.isoformat()),
+        ("认定日 · Approved", c.approved_on.isoformat()),
+        ("签发时间 · Issued (UTC)", c.issued_at.isoformat()),
+        ("签发方 · Issuer", e(c.issuer)),
+        ("密钥 · Key id", e(signed.key_id)),
+    ]
+    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    base = e(c.certificate_id)
+    links = (
+        f'<p><a href="{base}.pdf">PDF (中文)</a> · <a href="{base}.pdf?lang=en">PDF (English)</a>'
+        f' · <a href="{base}.json">证书文件 · certificate file</a></p>'
+    )
+    return f"{state}<table>{table}</table><h2>序列号 · Serial ranges</h2><ul>{ranges}</ul>{links}"
+
+
+def _html(title: str, body: str) -> str:
+    return (
+        "<!doctype html><html lang=zh-CN><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font-family:sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}"
+        "th{text-align:left;padding-right:1rem}.good{color:#176b2c;font-weight:bold}"
+        ".bad{color:#a4161a;font-weight:bold}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
