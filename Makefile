@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) -m bench.matching
 	$(PY) -m bench.settlement
 	$(PY) -m bench.exchange
+	$(PY) -m bench.offsets
 	$(PY) -m pytest bench --benchmark-enable -p no:cacheprovider
 
 clean:

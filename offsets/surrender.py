@@ -2,7 +2,9 @@
 
 Every tonne is checked against the year's rules in effect; the entity's cap and the year's total
 cap are checked and used while holding the year's row lock, so concurrent surrenders take turns
-and the last tonnes under a cap go to exactly one of them. A refusal moves nothing. A surrender
+there and the last tonnes under a cap go to exactly one of them. The lock is taken after the
+tonnes are moved (holding only the entity's own account lock until then), so what surrenders of a
+year do one at a time is just the cap check. A refusal moves nothing. A surrender
 is final: its tonnes are in the ledger's `surrendered` state and never move again.
 """
 
@@ -182,6 +184,9 @@ async def surrender(
             f"surrenders for {year} are taken {rules.window_opens} to {rules.window_closes}",
         )
     emissions = await emissions_of(conn, year, account_id)
+    selection = await _in_scope(conn, rules, selection)
+    moved = await moves.finish(conn, txn_id, account_id, TonneState.SURRENDERED, selection)
+    # the year's row lock is taken last, so surrenders of a year queue only for the cap check
     year_used = await conn.fetchval(
         "SELECT surrendered_t FROM offset_years WHERE year = $1 FOR UPDATE", year
     )
@@ -191,8 +196,6 @@ async def surrender(
         year,
         account_id,
     )
-    selection = await _in_scope(conn, rules, selection)
-    moved = await moves.finish(conn, txn_id, account_id, TonneState.SURRENDERED, selection)
     standing = _position(published, emissions, used, year_used)
     if moved.quantity_t > standing.entity_remaining_t:
         raise OffsetError(

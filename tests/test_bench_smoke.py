@@ -15,6 +15,7 @@ import pytest
 from bench import demo
 from bench import exchange as bench_exchange
 from bench import matching as bench_matching
+from bench import offsets as bench_offsets
 from bench import settlement as bench_settlement
 from bench.workload import build_standard_stream, standard_stream
 from matching import Cancelled, Command, Event, NewOrder, OrderBook
@@ -207,3 +208,10 @@ def test_bench_exchange_drives_a_real_server_and_audits(
     assert bench_exchange.main(argv) == 0
     out = capsys.readouterr().out
     assert "acks/s" in out and "audit      clean" in out and out.rstrip().endswith("OK")
+
+
+def test_bench_offsets_runs_and_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--database-url", SERVER_URL, "--entities", "3", "--each", "4", "--concurrency", "3"]
+    assert bench_offsets.main(args) == 0
+    out = capsys.readouterr().out
+    assert "surrenders" in out and "retirements" in out and "OK" in out
