@@ -4,7 +4,7 @@ and public verification of issued certificates.
 A holder applies on its retirements; the regulator sees the queue and approves (the certificate is
 signed with the platform key and issued) or rejects with a reason; anyone verifies a certificate
 by id against the platform's public key, or lists those issued. The certificate file, its PDF and
-a verification page for people are served beside the API (`exchange.certificate_pages`).
+a verification page for people are served beside the API (`exchange.public_pages`).
 """
 
 from __future__ import annotations

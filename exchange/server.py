@@ -20,7 +20,7 @@ import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from exchange import certificate_pages, protocol, rest
+from exchange import protocol, public_pages, rest
 from exchange.engine import OrderRequest
 from exchange.errors import ErrorCode, ExchangeError
 from exchange.journal import JournalError
@@ -278,5 +278,5 @@ def build_app(exchange: Exchange) -> web.Application:
     app.router.add_get("/ws", websocket)
     app.router.add_get("/metrics", metrics)
     rest.add_routes(app)
-    certificate_pages.add_routes(app)
+    public_pages.add_routes(app)
     return app

@@ -84,6 +84,10 @@ async def test_a_certificate_is_issued_and_verifies_online_and_offline(
         assert "有效 · valid" in page and "深圳某公司" in page
         async with http.get(server.make_url("/certificates/SZCN-1999-000001")) as response:
             assert response.status == 404
+        async with http.get(server.make_url("/disclosure")) as response:
+            assert response.status == 200
+            disclosed = await response.text()
+        assert f'href="/certificates/{certificate_id}"' in disclosed and "深圳某公司" in disclosed
         async with http.get(server.make_url(f"/certificates/{certificate_id}.json")) as response:
             assert response.status == 200
             (tmp_path / "certificate.json").write_bytes(await response.read())

@@ -1,9 +1,10 @@
-"""A certificate for people and files, beside the JSON API: the verification page a QR code opens
-(`/certificates/{id}`), the certificate file (`.json`) and its printable PDF (`.pdf?lang=zh|en`).
+"""Public pages for people, beside the JSON API: the disclosure (`/disclosure`, Art. 27), and a
+certificate's verification page, which its QR code opens (`/certificates/{id}`), with the
+certificate file (`.json`) and its printable PDF (`.pdf?lang=zh|en`).
 
-The page checks the certificate against the platform key each time it is shown, and says valid,
-tampered (with the reason) or unknown. Everything on it is escaped; it loads nothing from
-elsewhere.
+The certificate page checks the certificate against the platform key each time it is shown, and
+says valid, tampered (with the reason) or unknown. Everything on a page is escaped; a page loads
+nothing from elsewhere.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiohttp import web
 from exchange.service import EXCHANGE_KEY
 from offsets.certificate import SignedCertificate, dump_signed
 from offsets.certificate_pdf import FontNotFoundError, Lang, render_pdf
+from offsets.disclosure import disclosure
 from offsets.errors import OffsetError
 from offsets.signing import Verdict, verify
 
@@ -73,7 +75,85 @@ async def pdf(request: web.Request) -> web.Response:
     )
 
 
+async def disclosure_page(request: web.Request) -> web.Response:
+    exchange = request.app[EXCHANGE_KEY]
+    async with exchange.database.pool.acquire() as conn:
+        public = await disclosure(conn)
+    issued = await exchange.offsets.certificates()
+    e = html.escape
+    methodologies = _table(
+        ("代码 · Code", "名称 · Name", "领域 · Sector"),
+        [(e(m.code), e(m.name), e(m.sector)) for m in public.methodologies],
+    )
+    projects = _table(
+        ("项目 · Project", "方法学 · Methodology", "地区 · Region", "签发 · Issued (t)"),
+        [(e(p.code), e(p.methodology), e(p.region), str(p.issued_t)) for p in public.projects],
+    )
+    flows = _table(
+        (
+            "年份 · Vintage",
+            "方法学 · Methodology",
+            "签发 · Issued",
+            "交易 · Traded",
+            "抵消 · Surrendered",
+            "注销 · Retired",
+        ),
+        [
+            (
+                str(f.vintage),
+                e(f.methodology),
+                str(f.issued_t),
+                str(f.traded_t),
+                str(f.surrendered_t),
+                str(f.retired_t),
+            )
+            for f in public.flows
+        ],
+    )
+    years = _table(
+        (
+            "履约年度 · Year",
+            "规则版本 · Rule versions",
+            "总量 · Total cap (t)",
+            "已抵消 · Used (t)",
+        ),
+        [
+            (str(y.year), str(len(y.rules)), str(y.total_cap_t), str(y.surrendered_t))
+            for y in public.years
+        ],
+    )
+    certificates = _table(
+        ("证书 · Certificate", "受益方 · Beneficiary", "对象 · Subject", "注销 · Retired (t)"),
+        [
+            (
+                f'<a href="/certificates/{e(c.certificate_id)}">{e(c.certificate_id)}</a>',
+                e(c.beneficiary),
+                e(c.subject),
+                str(c.retired_t),
+            )
+            for c in issued
+        ],
+    )
+    body = (
+        f"<p>截至 · As of {e(public.as_of.isoformat(timespec='seconds'))}</p>"
+        f"<h2>方法学 · Methodologies</h2>{methodologies}<h2>项目 · Projects</h2>{projects}"
+        f"<h2>签发与使用 · Issuance and use (t)</h2>{flows}"
+        f"<h2>抵消规则与总量 · Offset rules and caps</h2>{years}"
+        f"<h2>碳中和证书 · Carbon-neutrality certificates</h2>{certificates}"
+    )
+    text = _html("碳普惠信息披露 · Carbon-inclusion disclosure", body)
+    return web.Response(text=text, content_type="text/html")
+
+
+def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A table of cells already escaped (or built of escaped parts)."""
+    top = "".join(f"<th>{h}</th>" for h in head)
+    lines = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{top}</tr></thead><tbody>{lines}</tbody></table>"
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/disclosure", disclosure_page)
     app.router.add_get("/certificates/{certificate_id}.json", file)
     app.router.add_get("/certificates/{certificate_id}.pdf", pdf)
     app.router.add_get("/certificates/{certificate_id}", page)
@@ -119,7 +199,8 @@ def _html(title: str, body: str) -> str:
         '<meta name=viewport content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>"
         "body{font-family:sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}"
-        "th{text-align:left;padding-right:1rem}.good{color:#176b2c;font-weight:bold}"
+        "th{text-align:left;padding-right:1rem}td{padding-right:1rem}"
+        ".good{color:#176b2c;font-weight:bold}"
         ".bad{color:#a4161a;font-weight:bold}</style></head>"
         f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
