@@ -18,6 +18,10 @@ class Role(StrEnum):
     PARTICIPANT = "participant"
     TRADER = "trader"
     COMPLIANCE_ENTITY = "compliance_entity"
+    AGGREGATOR = "aggregator"  # a data-aggregation platform acting for households (Art. 20)
+    EXPERT = "expert"  # a member of the expert pool (Art. 6)
+    SCENARIO_OPERATOR = "scenario_operator"  # runs a low-carbon scenario (Art. 12)
+    SECTOR_AUTHORITY = "sector_authority"  # the scenario's competent department (Art. 13)
     # system accounts, opened by the first migration
     FEES = "fees"
     EXTERNAL = "external"
@@ -38,9 +42,12 @@ class TonneState(StrEnum):
     RETIRED = "retired"
     SURRENDERED = "surrendered"
     CANCELLED = "cancelled"
+    CONVERTED = "converted"  # turned into carbon points (Art. 16): never traded again
 
 
-TERMINAL_STATES = frozenset({TonneState.RETIRED, TonneState.SURRENDERED, TonneState.CANCELLED})
+TERMINAL_STATES = frozenset(
+    {TonneState.RETIRED, TonneState.SURRENDERED, TonneState.CANCELLED, TonneState.CONVERTED}
+)
 
 
 class Scheme(StrEnum):
