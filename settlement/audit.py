@@ -19,6 +19,7 @@ from collections import Counter
 import msgspec
 from sortedcontainers import SortedDict
 
+from settlement import points_audit
 from settlement.connection import Connection
 from settlement.values import EXTERNAL_ACCOUNT_ID, TERMINAL_STATES
 
@@ -151,6 +152,7 @@ async def audit(conn: Connection) -> AuditReport:
         for txn_id, traded, delivered in await conn.fetch(_SETTLEMENTS):
             problems.append(f"settlement {txn_id}: trades {traded} t, delivered {delivered} t")
         problems += await _replay(conn)
+        problems += await points_audit.problems(conn)
         totals = await conn.fetchrow(
             "SELECT (SELECT count(*) FROM blocks),"
             " (SELECT coalesce(sum(quantity_t), 0)::bigint FROM blocks),"
