@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) -m bench.settlement
 	$(PY) -m bench.exchange
 	$(PY) -m bench.offsets
+	$(PY) -m bench.points
 	$(PY) -m pytest bench --benchmark-enable -p no:cacheprovider
 
 clean:

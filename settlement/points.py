@@ -240,7 +240,6 @@ async def distribute(
     them. Only authorised users of this aggregator; the pool must hold the batch's total."""
     await _registered(conn, aggregator_id)
     per_ref = _totals(items)
-    users = await _users(conn, aggregator_id, list(per_ref), authorised=True)
     total = sum(per_ref.values())
     taken = await conn.fetchval(
         "UPDATE point_pools SET undistributed = undistributed - $3"
@@ -255,25 +254,27 @@ async def distribute(
             ErrorCode.INSUFFICIENT_POINTS,
             f"the batch gives {total} points; the pool of rule version {rule_version} has fewer",
         )
-    ids = [users[ref] for ref in per_ref]
-    amounts = list(per_ref.values())
-    await conn.execute(
-        "INSERT INTO point_entries (txn_id, user_id, rule_version, points)"
-        " SELECT $1, u, $2, p FROM unnest($3::bigint[], $4::bigint[]) AS v(u, p)",
+    # one statement: the users found (authorised ones of this aggregator), their entries, their
+    # balances; a batch naming anyone else is then refused whole, and the transaction undone
+    given = await conn.fetchval(
+        "WITH v AS (SELECT u.user_id, v.points FROM unnest($1::text[], $2::bigint[])"
+        "  AS v(user_ref, points) JOIN point_users u"
+        "  ON u.aggregator_id = $3 AND u.user_ref = v.user_ref AND u.authorised),"
+        " e AS (INSERT INTO point_entries (txn_id, user_ids, rule_versions, points)"
+        "  SELECT $4, array_agg(user_id), array_agg($5::int), array_agg(points) FROM v),"
+        " b AS (INSERT INTO point_balances (user_id, rule_version, balance)"
+        "  SELECT user_id, $5, points FROM v ON CONFLICT (user_id, rule_version)"
+        "  DO UPDATE SET balance = point_balances.balance + excluded.balance)"
+        " SELECT count(*) FROM v",
+        list(per_ref),
+        list(per_ref.values()),
+        aggregator_id,
         txn_id,
         rule_version,
-        ids,
-        amounts,
     )
-    await conn.execute(
-        "INSERT INTO point_balances (user_id, rule_version, balance)"
-        " SELECT u, $1, p FROM unnest($2::bigint[], $3::bigint[]) AS v(u, p)"
-        " ON CONFLICT (user_id, rule_version)"
-        " DO UPDATE SET balance = point_balances.balance + excluded.balance",
-        rule_version,
-        ids,
-        amounts,
-    )
+    if given != len(per_ref):
+        await _users(conn, aggregator_id, list(per_ref), authorised=True)  # says who, and raises
+        raise AssertionError("a user neither found nor refused")
     return BatchDone(len(items), total)
 
 
@@ -338,12 +339,12 @@ async def redeem(
             f"users {short[:5]} redeem more points than they hold",
         )
     await conn.execute(
-        "INSERT INTO point_entries (txn_id, user_id, rule_version, points)"
-        " SELECT $1, u, v, -p FROM unnest($2::bigint[], $3::int[], $4::bigint[]) AS x(u, v, p)",
+        "INSERT INTO point_entries (txn_id, user_ids, rule_versions, points)"
+        " VALUES ($1, $2, $3, $4)",
         txn_id,
         [row[0] for row in rows],
         [row[1] for row in rows],
-        [row[2] for row in rows],
+        [-row[2] for row in rows],
     )
     by_version: defaultdict[int, int] = defaultdict(int)
     for _, version, points in rows:

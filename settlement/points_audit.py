@@ -36,8 +36,10 @@ _CHECKS = (
         """SELECT coalesce(b.user_id, e.user_id), coalesce(b.rule_version, e.rule_version),
                   coalesce(b.balance, 0), coalesce(e.points, 0)
            FROM point_balances b FULL JOIN (
-               SELECT user_id, rule_version, sum(points) AS points
-               FROM point_entries GROUP BY 1, 2) e USING (user_id, rule_version)
+               SELECT x.user_id, x.rule_version, sum(x.points) AS points
+               FROM point_entries,
+                    unnest(user_ids, rule_versions, points) AS x(user_id, rule_version, points)
+               GROUP BY 1, 2) e USING (user_id, rule_version)
            WHERE coalesce(b.balance, 0) <> coalesce(e.points, 0) LIMIT 20""",
     ),
     (

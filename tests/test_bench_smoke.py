@@ -16,6 +16,7 @@ from bench import demo
 from bench import exchange as bench_exchange
 from bench import matching as bench_matching
 from bench import offsets as bench_offsets
+from bench import points as bench_points
 from bench import settlement as bench_settlement
 from bench.workload import build_standard_stream, standard_stream
 from matching import Cancelled, Command, Event, NewOrder, OrderBook
@@ -215,3 +216,10 @@ def test_bench_offsets_runs_and_checks(capsys: pytest.CaptureFixture[str]) -> No
     assert bench_offsets.main(args) == 0
     out = capsys.readouterr().out
     assert "surrenders" in out and "retirements" in out and "OK" in out
+
+
+def test_bench_points_runs_and_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--database-url", SERVER_URL, "--users", "300", "--batch", "200", "--batches", "3"]
+    assert bench_points.main(args) == 0
+    out = capsys.readouterr().out
+    assert "distribute" in out and "redeem" in out and "OK" in out
