@@ -123,6 +123,10 @@ _CONFLICTS = (
     OffsetCode.RETIREMENT_ALREADY_CLAIMED,
     OffsetCode.APPLICATION_ALREADY_DECIDED,
     LedgerCode.RANGE_NOT_HELD,
+    LedgerCode.AGGREGATOR_EXISTS,
+    LedgerCode.INSUFFICIENT_POINTS,
+    LedgerCode.REDEMPTION_EXCEEDS_BALANCE,
+    LedgerCode.REDEMPTION_REFERENCE_REUSED,
 )
 _UNKNOWN = (
     ErrorCode.UNKNOWN_INSTRUMENT,
@@ -134,6 +138,9 @@ _UNKNOWN = (
     OffsetCode.RETIREMENT_NOT_FOUND,
     OffsetCode.APPLICATION_NOT_FOUND,
     OffsetCode.CERTIFICATE_NOT_FOUND,
+    LedgerCode.POINT_USER_NOT_FOUND,
+    LedgerCode.AGGREGATOR_NOT_REGISTERED,
+    LedgerCode.NO_POINTS_RULE,
 )
 _UNAVAILABLE = (
     ErrorCode.EXCHANGE_NOT_READY,
@@ -146,6 +153,7 @@ STATUS: dict[str, int] = (
     | {str(code): 404 for code in _UNKNOWN}
     | {str(code): 503 for code in _UNAVAILABLE}
     | {ErrorCode.AUTH_FORBIDDEN: 403, ErrorCode.RATE_LIMITED: 429, ErrorCode.INTERNAL_ERROR: 500}
+    | {LedgerCode.POINTS_NOT_TRANSFERABLE: 403, LedgerCode.POINT_USER_NOT_AUTHORISED: 403}
 )
 
 

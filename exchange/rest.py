@@ -20,6 +20,7 @@ from exchange import (
     rest_market,
     rest_offsets,
     rest_operator,
+    rest_points,
     rest_regulator,
 )
 from exchange.endpoint import PUBLIC, SIGNED, Route, serve
@@ -55,15 +56,31 @@ from exchange.rest_operator import (
     NewKey,
     SymbolPath,
 )
+from exchange.rest_points import (
+    AggregatorBody,
+    AuthorisationBody,
+    Changed,
+    DistributionBody,
+    IssuanceBody,
+    Monthly,
+    RedemptionBody,
+    Registered,
+    RuleBody,
+    TransferBody,
+    UserPath,
+    UserPoints,
+)
 from exchange.rest_regulator import Issuance, NewMethodology, NewProject
 from offsets.applications import Application, IssuedCertificate
 from offsets.disclosure import Disclosure
 from offsets.retirement import Retired
 from offsets.rules import Published
 from offsets.surrender import Position, Surrendered, VerifiedEmissions
+from settlement.points import BatchDone, PointIssuance, PointsRule, Pool
 from settlement.values import Account, Block, CashMoved, Methodology, Project, Role
 
 OPERATOR, REGULATOR, COMPLIANCE = Role.OPERATOR, Role.REGULATOR, Role.COMPLIANCE_ENTITY
+AGGREGATOR = Role.AGGREGATOR
 BOOK = "/api/v1/operator/instruments/{symbol}"
 
 ROUTES = (
@@ -383,6 +400,94 @@ ROUTES = (
         PublicKey,
         PUBLIC,
         "The platform's public key, for verifying certificates offline",
+    ),
+    Route(
+        "POST",
+        "/api/v1/regulator/aggregators",
+        rest_points.register_aggregator,
+        Registered,
+        REGULATOR,
+        "Register a data-aggregation platform that signed the declaration",
+        body=AggregatorBody,
+    ),
+    Route(
+        "POST",
+        "/api/v1/regulator/points-rules",
+        rest_points.publish_points_rule,
+        PointsRule,
+        REGULATOR,
+        "Publish the next version of the CER-to-points rule",
+        body=RuleBody,
+    ),
+    Route(
+        "POST",
+        "/api/v1/operator/points-issuances",
+        rest_points.issue_points,
+        PointIssuance,
+        OPERATOR,
+        "Convert an aggregator project's tonnes into points",
+        body=IssuanceBody,
+    ),
+    Route(
+        "POST",
+        "/api/v1/aggregator/authorisations",
+        rest_points.authorise,
+        Changed,
+        AGGREGATOR,
+        "Record users' authorisation (or revocation) of the aggregator",
+        body=AuthorisationBody,
+    ),
+    Route(
+        "POST",
+        "/api/v1/aggregator/distributions",
+        rest_points.distribute,
+        BatchDone,
+        AGGREGATOR,
+        "A batch of points given to users (applied once per batch id)",
+        body=DistributionBody,
+    ),
+    Route(
+        "POST",
+        "/api/v1/aggregator/redemptions",
+        rest_points.redeem,
+        BatchDone,
+        AGGREGATOR,
+        "A batch of redemptions whose points the platform cancels",
+        body=RedemptionBody,
+    ),
+    Route(
+        "GET",
+        "/api/v1/aggregator/pools",
+        rest_points.pools,
+        list[Pool],
+        AGGREGATOR,
+        "The aggregator's points by rule version",
+    ),
+    Route(
+        "GET",
+        "/api/v1/aggregator/users/{user_ref}/points",
+        rest_points.user_points,
+        UserPoints,
+        AGGREGATOR,
+        "One user's points",
+        params=UserPath,
+    ),
+    Route(
+        "POST",
+        "/api/v1/points/transfers",
+        rest_points.transfer,
+        Changed,
+        SIGNED,
+        "Refused, always: points are never transferred or traded",
+        body=TransferBody,
+    ),
+    Route(
+        "GET",
+        "/api/v1/public/points",
+        rest_points.monthly,
+        list[Monthly],
+        PUBLIC,
+        "Points issued, distributed and cancelled by aggregator and month",
     ),
 )
 

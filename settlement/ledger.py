@@ -160,6 +160,12 @@ class Ledger:
         async with self._pool.acquire() as conn:
             return await registry.get_project(conn, code)
 
+    async def blocks_of(self, project_code: str) -> set[str]:
+        """The ids of the blocks issued for a project."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch("SELECT block_id FROM blocks WHERE project = $1", project_code)
+        return {row[0] for row in rows}
+
     async def issue(
         self,
         key: str,

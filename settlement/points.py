@@ -23,9 +23,10 @@ import msgspec
 from settlement.accounts import lock_accounts, require_role
 from settlement.connection import Connection
 from settlement.errors import ErrorCode, LedgerError
-from settlement.holdings import apply, free_runs
-from settlement.serials import Place, plan, take
-from settlement.values import CerFilter, Role, TonneState
+from settlement.holdings import apply, free_runs, select
+from settlement.serials import Place, plan
+from settlement.serials import take as take_first
+from settlement.values import ByBlocks, CerFilter, Role, TonneState
 
 DECLARATION = (
     "本平台承诺不将公共数据用于商业牟利。"
@@ -177,10 +178,12 @@ async def issue(
     project: str,
     quantity_t: int,
     on: dt.date,
+    take: ByBlocks | None = None,
 ) -> PointIssuance:
     """Convert `quantity_t` of the aggregator's free tonnes of its `project` into points at the
     rule in effect: the tonnes end 'converted' (never traded again), the points join the
-    aggregator's pool of that rule version."""
+    aggregator's pool of that rule version. `take` names the tonnes block by block (a service
+    that set them aside says which); else the oldest vintage goes first."""
     if quantity_t <= 0:
         raise LedgerError(ErrorCode.QUANTITY_MUST_BE_POSITIVE, f"{quantity_t} t")
     roles = await lock_accounts(conn, [operator_id, aggregator_id])
@@ -194,12 +197,28 @@ async def issue(
             ErrorCode.PROJECT_NOT_AGGREGATORS, f"project {project} is not aggregator's"
         )
     rule = await rule_in_effect(conn, on)
-    chosen = take(await free_runs(conn, aggregator_id, CerFilter(projects=(project,))), quantity_t)
-    if chosen is None:
-        raise LedgerError(
-            ErrorCode.INSUFFICIENT_HOLDINGS,
-            f"aggregator {aggregator_id} holds fewer than {quantity_t} free tonnes of {project}",
+    if take is not None:
+        if sum(t for _, t in take.quantities) != quantity_t:
+            raise LedgerError(ErrorCode.QUANTITY_MUST_BE_POSITIVE, "the blocks named add up wrong")
+        projects = await conn.fetch(
+            "SELECT DISTINCT project FROM blocks WHERE block_id = ANY($1::text[])",
+            [block for block, _ in take.quantities],
         )
+        if [row[0] for row in projects] != [project]:
+            raise LedgerError(
+                ErrorCode.PROJECT_NOT_AGGREGATORS, f"the blocks named are not all of {project}"
+            )
+        chosen = await select(conn, aggregator_id, take)
+    else:
+        found = take_first(
+            await free_runs(conn, aggregator_id, CerFilter(projects=(project,))), quantity_t
+        )
+        if found is None:
+            raise LedgerError(
+                ErrorCode.INSUFFICIENT_HOLDINGS,
+                f"aggregator {aggregator_id} holds fewer than {quantity_t} free t of {project}",
+            )
+        chosen = found
     target = Place(aggregator_id, TonneState.CONVERTED.value, None)
     await apply(
         conn, txn_id, plan({run: [(r, target) for r in ranges] for run, ranges in chosen.items()})

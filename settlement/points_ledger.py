@@ -14,6 +14,7 @@ from settlement import points
 from settlement.connection import Connection
 from settlement.ledger import Ledger
 from settlement.points import BatchDone, Distribution, PointIssuance, PointsRule, Pool, Redemption
+from settlement.values import ByBlocks
 
 
 class PointsLedger:
@@ -65,14 +66,17 @@ class PointsLedger:
         project: str,
         quantity_t: int,
         on: dt.date,
+        take: ByBlocks | None = None,
     ) -> PointIssuance:
+        """Convert tonnes into points; `take` names them block by block (see `points.issue`),
+        outside the request a repeat must match."""
         return await self.ledger.keyed(
             "issue_points",
             key,
             (operator_id, aggregator_id, project, quantity_t),
             PointIssuance,
             lambda conn, txn: points.issue(
-                conn, txn, operator_id, aggregator_id, project, quantity_t, on
+                conn, txn, operator_id, aggregator_id, project, quantity_t, on, take
             ),
         )
 
