@@ -43,7 +43,9 @@ def refused(got: tuple[int, Any]) -> tuple[int, str]:
 
 
 def path_of(template: str, account_id: int) -> str:
-    return template.format(symbol=SYMBOL, account_id=account_id, application_id=1, year=2030)
+    return template.format(
+        symbol=SYMBOL, account_id=account_id, application_id=1, year=2030, user_ref="u1"
+    )
 
 
 async def test_every_staff_route_refuses_every_other_role(
@@ -55,6 +57,7 @@ async def test_every_staff_route_refuses_every_other_role(
         Role.OPERATOR: (trader_key, team.regulator),
         Role.REGULATOR: (trader_key, team.operator),
         Role.COMPLIANCE_ENTITY: (trader_key, team.operator),
+        Role.AGGREGATOR: (trader_key, team.regulator),
     }
     checked = 0
     for route in ROUTES:
@@ -62,8 +65,8 @@ async def test_every_staff_route_refuses_every_other_role(
             got = await rest.send(route.method, path_of(route.path, trader), {}, key, {})
             assert refused(got) == (403, "AUTH_FORBIDDEN"), route.name
             checked += 1
-    # ten operator routes, seven regulator routes, four of compliance entities
-    assert checked == 2 * (10 + 7 + 4)
+    # operator, regulator, compliance-entity and aggregator routes
+    assert checked == 2 * (11 + 9 + 4 + 5)
 
 
 async def test_a_write_needs_a_well_formed_idempotency_key(rest: Rest, team: Staff) -> None:
