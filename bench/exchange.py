@@ -51,6 +51,7 @@ class Tally:
     acks: int = 0
     refused: dict[str, int] = field(default_factory=dict)
     latencies_ns: list[int] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)  # sessions the server closed, and why
 
 
 class Session:
@@ -65,8 +66,11 @@ class Session:
         self.placed: list[str] = []
         self.rng = random.Random(name)
         self.finished = False  # no more sends in this phase
+        self.closed: str | None = None  # why the server closed the session, once it has
 
     async def send_next(self) -> None:
+        if self.closed is not None:
+            return
         req_id = next(self.ids)
         if self.placed and req_id % 2 == 0:
             frame = {
@@ -89,13 +93,23 @@ class Session:
                 },
             }
         self.sent[req_id] = time.perf_counter_ns()
-        await self.ws.send_bytes(msgspec.json.encode(frame))
+        try:
+            await self.ws.send_bytes(msgspec.json.encode(frame))
+        except aiohttp.ClientConnectionResetError:
+            self.sent.pop(req_id)  # the server closed the session; the receiver says why
 
     async def receive(self, tally: Tally) -> None:
         while not (self.finished and not self.sent):
             message = await self.ws.receive(timeout=30)
             if message.type is not aiohttp.WSMsgType.BINARY:
-                raise RuntimeError(f"session {self.name}: {message!r}")
+                # closed by the server (1013: it read too slowly to keep up): nothing more comes
+                self.closed = (
+                    f"session {self.name}: {message.type.name} {message.data} {message.extra}"
+                )
+                tally.closed.append(self.closed)
+                self.sent.clear()
+                self.waiting.put_nowait(None)
+                return
             body = msgspec.json.decode(message.data)
             req_id = body.get("req_id")
             if req_id is None or req_id not in self.sent:
@@ -150,7 +164,7 @@ async def sustained(sessions: list[Session], window: int, seconds: float) -> Tal
     async def pump(session: Session) -> None:
         for _ in range(window):
             await session.send_next()
-        while time.perf_counter_ns() < until:
+        while time.perf_counter_ns() < until and session.closed is None:
             await session.waiting.get()
             await session.send_next()
 
@@ -166,7 +180,7 @@ async def fixed_rate(sessions: list[Session], rate: int, seconds: float) -> Tall
 
     async def pace(session: Session, offset_ns: int) -> None:
         due = start + offset_ns
-        while due < until:
+        while due < until and session.closed is None:
             delay = (due - time.perf_counter_ns()) / 1e9
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -177,6 +191,45 @@ async def fixed_rate(sessions: list[Session], rate: int, seconds: float) -> Tall
         *(s.phase(pace(s, i * interval_ns // len(sessions)), tally) for i, s in enumerate(sessions))
     )
     return tally
+
+
+SERVER_METRICS = (
+    "cerx_journal_group_entries_count",
+    "cerx_journal_group_entries_sum",
+    "cerx_journal_commit_seconds_sum",
+    "cerx_settlement_batch_seconds_count",
+    "cerx_settlement_batch_seconds_sum",
+    "cerx_settlement_lag_items",
+)
+
+
+async def server_metrics(http: aiohttp.ClientSession, port: int) -> dict[str, float]:
+    """The server's journal and settlement figures from /metrics."""
+    async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in SERVER_METRICS:
+            values[name] = float(value)
+    return values
+
+
+def server_line(before: dict[str, float], after: dict[str, float]) -> str:
+    """What the journal and settlement did between two scrapes."""
+
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    commits, batches = delta(SERVER_METRICS[0]), delta(SERVER_METRICS[3])
+    entries = delta(SERVER_METRICS[1]) / max(commits, 1)
+    commit_ms = 1000 * delta(SERVER_METRICS[2]) / max(commits, 1)
+    batch_ms = 1000 * delta(SERVER_METRICS[4]) / max(batches, 1)
+    return (
+        f"  server   {commits:,.0f} journal commits of {entries:,.1f} entries, {commit_ms:.2f} ms"
+        f" each; {batches:,.0f} ledger batches, {batch_ms:.1f} ms each;"
+        f" settlement lag {after.get(SERVER_METRICS[5], 0.0):,.0f} items"
+    )
 
 
 def percentile_ms(values: Sequence[int], q: float) -> float:
@@ -219,21 +272,33 @@ async def run(args: argparse.Namespace) -> int:
             if not line:
                 raise RuntimeError("the server exited:\n" + "".join(lines))
             lines.append(line.decode())
-        match = next(m for line in lines if (m := KEY_LINE.search(line)))
-        key, secret = match[2], bytes.fromhex(match[3])
-        say(f"server     pid {server.pid}, ws://127.0.0.1:{port}/ws")
-        async with aiohttp.ClientSession() as http:
-            url_ws = f"http://127.0.0.1:{port}/ws"
-            sessions = [await login(http, url_ws, key, secret, n) for n in range(args.connections)]
-            say(
-                f"sustained  {args.connections} sessions x {args.window} outstanding, "
-                f"{args.seconds:g} s"
-            )
-            high = await sustained(sessions, args.window, args.seconds)
-            say(f"fixed rate {args.rate:,}/s for {args.seconds:g} s")
-            paced = await fixed_rate(sessions, args.rate, args.seconds)
-            for session in sessions:
-                await session.ws.close()
+        try:
+            match = next(m for line in lines if (m := KEY_LINE.search(line)))
+            key, secret = match[2], bytes.fromhex(match[3])
+            say(f"server     pid {server.pid}, ws://127.0.0.1:{port}/ws")
+            async with aiohttp.ClientSession() as http:
+                url_ws = f"http://127.0.0.1:{port}/ws"
+                sessions = [
+                    await login(http, url_ws, key, secret, n) for n in range(args.connections)
+                ]
+                say(
+                    f"sustained  {args.connections} sessions x {args.window} outstanding, "
+                    f"{args.seconds:g} s"
+                )
+                before = await server_metrics(http, port)
+                high = await sustained(sessions, args.window, args.seconds)
+                after = await server_metrics(http, port)
+                say(server_line(before, after))
+                say(f"fixed rate {args.rate:,}/s for {args.seconds:g} s")
+                paced = await fixed_rate(sessions, args.rate, args.seconds)
+                say(server_line(after, await server_metrics(http, port)))
+                for session in sessions:
+                    await session.ws.close()
+        except BaseException:
+            if server.returncode is None:
+                server.kill()
+                await server.wait()
+            raise
         server.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(server.communicate(), timeout=120)
         if server.returncode != 0:
@@ -262,8 +327,11 @@ async def run(args: argparse.Namespace) -> int:
         f" p99 < {GOAL_P99_MS} ms at {GOAL_AT:,}/s:"
         f" {'met' if p99 < GOAL_P99_MS and args.rate == GOAL_AT else 'NOT met or not measured'}"
     )
+    for closed in high.closed + paced.closed:
+        say(f"closed     {closed}")
     say(f"audit      {'clean' if report.ok else 'FAILED: ' + '; '.join(report.problems[:3])}")
     ok = ok and report.ok and not high.refused and not paced.refused
+    ok = ok and not high.closed and not paced.closed
     say("OK" if ok else "FAILED")
     return 0 if ok else 1
 
