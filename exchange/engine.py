@@ -290,7 +290,7 @@ class Engine:
             if order is not None:
                 if self.risk is not None:
                     self.risk.release(order_id)
-                self._feed.release(order_id, order.account_id)
+                self._feed.release(order_id, order.account_id, tonnes=order.side is Side.SELL)
         for listener in self.listeners:
             listener(entry, events)
         return events

@@ -95,8 +95,8 @@ async def test_the_view_in_memory_equals_the_view_of_the_ledger(ledger: Ledger, 
     orders: list[int] = []
     for step in range(150):
         roll = rng.random()
-        if roll < 0.3:
-            order, account = next(ids), rng.choice(sellers)
+        if roll < 0.3:  # any account may sell: a buyer what it bought, before it settled
+            order, account = next(ids), rng.choice(accounts)
             only = rng.choice([ANY_CER, CerFilter(vintages=(rng.choice(VINTAGES),))])
             tonnes = rng.randint(1, 120)
             try:
@@ -106,8 +106,8 @@ async def test_the_view_in_memory_equals_the_view_of_the_ledger(ledger: Ledger, 
             feed.lock(OrderLock(order, account, quantity_t=tonnes, only=only))
             open_sells[order] = account
             orders.append(order)
-        elif roll < 0.55:
-            order, account = next(ids), rng.choice(buyers)
+        elif roll < 0.55:  # any account may buy: a seller with what it sold for, too
+            order, account = next(ids), rng.choice(accounts)
             fen = rng.randint(1_000, 400_000)
             try:
                 view.reserve_buy(order, account, fen)
@@ -133,7 +133,7 @@ async def test_the_view_in_memory_equals_the_view_of_the_ledger(ledger: Ledger, 
             side = open_sells if (rng.random() < 0.5 and open_sells) or not open_buys else open_buys
             order = rng.choice(list(side))
             view.release(order)
-            feed.release(order, side.pop(order))
+            feed.release(order, side.pop(order), tonnes=side is open_sells)
         if rng.random() < 0.2 or step == 149:
             for batch in feed.take():
                 await ledger.apply(batch)
