@@ -236,9 +236,9 @@ class Engine:
         self._inflight.append((entry, self._journal.append(entry), result))
         if self._applier is None or self._applier.done():
             self._applier = asyncio.create_task(self._apply_in_order(), name="engine-applier")
-        # a caller that gives up (a closed session) must not cancel the entry's result: the
-        # entry is journaled and will be applied all the same
-        return await asyncio.shield(result)
+        # a caller that gives up (a closed session) cancels only its wait: the entry is
+        # journaled and is applied all the same (see `_settle`)
+        return await result
 
     async def _apply_in_order(self) -> None:
         while self._inflight:
@@ -249,18 +249,18 @@ class Engine:
                 self._inflight.popleft()
                 if isinstance(entry.command, NewOrder) and self.risk is not None:
                     self.risk.release(entry.command.order_id)
-                result.set_exception(error)
+                _settle(result, error=error)
                 continue
             self._inflight.popleft()
             try:
-                result.set_result(self._apply(entry))
+                _settle(result, self._apply(entry))
             except Exception as error:
                 # A durable entry the exchange could not follow: a bug. Stop taking input rather
                 # than carry on from a state the journal does not describe; a restart replays.
                 self._broken = error
-                result.set_exception(error)
+                _settle(result, error=error)
                 while self._inflight:
-                    self._inflight.popleft()[2].set_exception(error)
+                    _settle(self._inflight.popleft()[2], error=error)
 
     def _apply(self, entry: Entry) -> list[Event]:
         instrument = self.instruments[entry.symbol]
@@ -337,6 +337,20 @@ class Engine:
         ):
             if not leaves:
                 finished.append(order_id)
+
+
+def _settle(
+    result: asyncio.Future[list[Event]],
+    events: list[Event] | None = None,
+    error: Exception | None = None,
+) -> None:
+    """Tell the caller, unless it stopped waiting (its wait was cancelled)."""
+    if result.done():
+        return
+    if error is not None:
+        result.set_exception(error)
+    else:
+        result.set_result(events or [])
 
 
 def _request_of(command: NewOrder, request: OrderRequest) -> OrderRequest:

@@ -98,14 +98,15 @@ class Exchange:
     def _on_events(self, entry: Entry, events: list[Event]) -> None:
         self.settler.wake()
         self.market_data.publish(entry, events)
-        counted = self.metrics.book_events
+        count = self.metrics.count_book_event
         for event in events:
-            counted.labels(
-                event.code.value if isinstance(event, Rejected) else _KINDS[type(event)]
-            ).inc()
+            count(event.code.value if isinstance(event, Rejected) else _KINDS[type(event)])
         for account_id, report in self.reports.of(entry, events):
-            for push in list(self._subscribers.get(account_id, ())):
-                push(_encode(report))
+            pushes = self._subscribers.get(account_id)
+            if pushes:
+                data = _encode(report)  # once, however many sessions the account has
+                for push in list(pushes):
+                    push(data)
 
 
 EXCHANGE_KEY = web.AppKey("exchange", Exchange)
