@@ -1,7 +1,7 @@
 """Orders acknowledged per second over WebSocket, durable, and the ack latency at a fixed rate.
 
 Run as `python -m bench.exchange [--database-url URL] [--seconds 10] [--connections 8]
-[--window 64] [--rate 5000]`.
+[--window 64] [--rate 5000] [--own-accounts]`.
 
 1. Create a scratch database on the server (`--database-url`, else `$CERX_DATABASE_URL`, else the
    local server) and start `python -m exchange serve --demo` on it in its own process, rate limits
@@ -9,6 +9,9 @@ Run as `python -m bench.exchange [--database-url URL] [--seconds 10] [--connecti
 2. Sustained: `--connections` WebSocket sessions of the demo trader carol each keep `--window`
    requests outstanding for `--seconds`: a passive buy of 1 t inside the band, then its cancel by
    client order id, over and over. Every reply is an acknowledgement of a journaled (durable) input.
+   An account's execution reports go to all its sessions, so each session also reads the reports of
+   the others' orders (8 sessions: 9 messages per request); with `--own-accounts` each session
+   logs in as a trader of its own, made for the run (2 messages per request).
 3. Fixed rate: the same sessions send `--rate` requests a second in all, at even intervals, without
    waiting, for `--seconds`; each reply's latency is measured from its send.
 4. Stop the server with SIGTERM (it drains settlement), check its exit, audit the ledger, drop
@@ -37,9 +40,11 @@ import msgspec
 
 from bench.matching import say
 from bench.settlement import LOCAL_SERVER_URL, scratch_database
+from exchange import demo, keys
 from exchange.auth import sign
 from settlement.database import DATABASE_URL_VARIABLE, Database
 from settlement.ledger import Ledger
+from settlement.values import Role
 
 KEY_LINE = re.compile(r"demo key\s+carol\s+account (\d+)\s+key (\S+)\s+secret ([0-9a-f]+)")
 GOAL_RATE, GOAL_P99_MS, GOAL_AT = 20_000, 5.0, 5_000
@@ -157,6 +162,25 @@ async def login(http: aiohttp.ClientSession, url: str, key: str, secret: bytes, 
     return Session(ws, f"s{n}")
 
 
+async def own_traders(url: str, count: int) -> list[tuple[str, bytes]]:
+    """`count` traders of the demo market's, each with cash and an API key, made before the
+    server starts (so its risk view knows them): (key id, secret) each."""
+    database = await Database.open(url, min_size=1, max_size=2)
+    try:
+        await demo.seed(database)  # the server's --demo finds it and changes nothing
+        ledger = Ledger(database)
+        out = []
+        for n in range(count):
+            trader = await ledger.open_account(f"bench/trader/{n}", f"bench-{n}", [Role.TRADER])
+            await ledger.deposit(f"bench/cash/{n}", trader.account_id, 10_000_000)
+            async with database.pool.acquire() as conn:
+                key = await keys.create(conn, trader.account_id)
+            out.append((key.key_id, key.secret))
+        return out
+    finally:
+        await database.close()
+
+
 async def sustained(sessions: list[Session], window: int, seconds: float) -> Tally:
     tally = Tally()
     until = time.perf_counter_ns() + int(seconds * 1e9)
@@ -247,6 +271,7 @@ async def run(args: argparse.Namespace) -> int:
     server_url = args.database_url or os.environ.get(DATABASE_URL_VARIABLE) or LOCAL_SERVER_URL
     ok = True
     async with scratch_database(server_url, say) as url:
+        traders = await own_traders(url, args.connections) if args.own_accounts else []
         port = free_port()
         server = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -279,11 +304,13 @@ async def run(args: argparse.Namespace) -> int:
             async with aiohttp.ClientSession() as http:
                 url_ws = f"http://127.0.0.1:{port}/ws"
                 sessions = [
-                    await login(http, url_ws, key, secret, n) for n in range(args.connections)
+                    await login(http, url_ws, *(traders[n] if traders else (key, secret)), n)
+                    for n in range(args.connections)
                 ]
                 say(
                     f"sustained  {args.connections} sessions x {args.window} outstanding, "
-                    f"{args.seconds:g} s"
+                    f"{args.seconds:g} s, "
+                    + ("each its own trader" if traders else "all of trader carol")
                 )
                 before = await server_metrics(http, port)
                 high = await sustained(sessions, args.window, args.seconds)
@@ -343,6 +370,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--rate", type=int, default=GOAL_AT)
+    parser.add_argument(
+        "--own-accounts",
+        action="store_true",
+        help="each session its own trader; by default all are carol's, so each session also"
+        " receives the execution reports of the other sessions' orders",
+    )
     return asyncio.run(run(parser.parse_args(argv)))
 
 
