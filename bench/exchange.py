@@ -1,7 +1,7 @@
 """Orders acknowledged per second over WebSocket, durable, and the ack latency at a fixed rate.
 
 Run as `python -m bench.exchange [--database-url URL] [--seconds 10] [--connections 8]
-[--window 64] [--rate 5000]`.
+[--window 64] [--rate 5000] [--own-accounts]`.
 
 1. Create a scratch database on the server (`--database-url`, else `$CERX_DATABASE_URL`, else the
    local server) and start `python -m exchange serve --demo` on it in its own process, rate limits
@@ -9,6 +9,9 @@ Run as `python -m bench.exchange [--database-url URL] [--seconds 10] [--connecti
 2. Sustained: `--connections` WebSocket sessions of the demo trader carol each keep `--window`
    requests outstanding for `--seconds`: a passive buy of 1 t inside the band, then its cancel by
    client order id, over and over. Every reply is an acknowledgement of a journaled (durable) input.
+   An account's execution reports go to all its sessions, so each session also reads the reports of
+   the others' orders (8 sessions: 9 messages per request); with `--own-accounts` each session
+   logs in as a trader of its own, made for the run (2 messages per request).
 3. Fixed rate: the same sessions send `--rate` requests a second in all, at even intervals, without
    waiting, for `--seconds`; each reply's latency is measured from its send.
 4. Stop the server with SIGTERM (it drains settlement), check its exit, audit the ledger, drop
@@ -37,9 +40,11 @@ import msgspec
 
 from bench.matching import say
 from bench.settlement import LOCAL_SERVER_URL, scratch_database
+from exchange import demo, keys
 from exchange.auth import sign
 from settlement.database import DATABASE_URL_VARIABLE, Database
 from settlement.ledger import Ledger
+from settlement.values import Role
 
 KEY_LINE = re.compile(r"demo key\s+carol\s+account (\d+)\s+key (\S+)\s+secret ([0-9a-f]+)")
 GOAL_RATE, GOAL_P99_MS, GOAL_AT = 20_000, 5.0, 5_000
@@ -51,6 +56,7 @@ class Tally:
     acks: int = 0
     refused: dict[str, int] = field(default_factory=dict)
     latencies_ns: list[int] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)  # sessions the server closed, and why
 
 
 class Session:
@@ -65,8 +71,11 @@ class Session:
         self.placed: list[str] = []
         self.rng = random.Random(name)
         self.finished = False  # no more sends in this phase
+        self.closed: str | None = None  # why the server closed the session, once it has
 
     async def send_next(self) -> None:
+        if self.closed is not None:
+            return
         req_id = next(self.ids)
         if self.placed and req_id % 2 == 0:
             frame = {
@@ -89,13 +98,23 @@ class Session:
                 },
             }
         self.sent[req_id] = time.perf_counter_ns()
-        await self.ws.send_bytes(msgspec.json.encode(frame))
+        try:
+            await self.ws.send_bytes(msgspec.json.encode(frame))
+        except aiohttp.ClientConnectionResetError:
+            self.sent.pop(req_id)  # the server closed the session; the receiver says why
 
     async def receive(self, tally: Tally) -> None:
         while not (self.finished and not self.sent):
             message = await self.ws.receive(timeout=30)
             if message.type is not aiohttp.WSMsgType.BINARY:
-                raise RuntimeError(f"session {self.name}: {message!r}")
+                # closed by the server (1013: it read too slowly to keep up): nothing more comes
+                self.closed = (
+                    f"session {self.name}: {message.type.name} {message.data} {message.extra}"
+                )
+                tally.closed.append(self.closed)
+                self.sent.clear()
+                self.waiting.put_nowait(None)
+                return
             body = msgspec.json.decode(message.data)
             req_id = body.get("req_id")
             if req_id is None or req_id not in self.sent:
@@ -143,6 +162,25 @@ async def login(http: aiohttp.ClientSession, url: str, key: str, secret: bytes, 
     return Session(ws, f"s{n}")
 
 
+async def own_traders(url: str, count: int) -> list[tuple[str, bytes]]:
+    """`count` traders of the demo market's, each with cash and an API key, made before the
+    server starts (so its risk view knows them): (key id, secret) each."""
+    database = await Database.open(url, min_size=1, max_size=2)
+    try:
+        await demo.seed(database)  # the server's --demo finds it and changes nothing
+        ledger = Ledger(database)
+        out = []
+        for n in range(count):
+            trader = await ledger.open_account(f"bench/trader/{n}", f"bench-{n}", [Role.TRADER])
+            await ledger.deposit(f"bench/cash/{n}", trader.account_id, 10_000_000)
+            async with database.pool.acquire() as conn:
+                key = await keys.create(conn, trader.account_id)
+            out.append((key.key_id, key.secret))
+        return out
+    finally:
+        await database.close()
+
+
 async def sustained(sessions: list[Session], window: int, seconds: float) -> Tally:
     tally = Tally()
     until = time.perf_counter_ns() + int(seconds * 1e9)
@@ -150,7 +188,7 @@ async def sustained(sessions: list[Session], window: int, seconds: float) -> Tal
     async def pump(session: Session) -> None:
         for _ in range(window):
             await session.send_next()
-        while time.perf_counter_ns() < until:
+        while time.perf_counter_ns() < until and session.closed is None:
             await session.waiting.get()
             await session.send_next()
 
@@ -166,7 +204,7 @@ async def fixed_rate(sessions: list[Session], rate: int, seconds: float) -> Tall
 
     async def pace(session: Session, offset_ns: int) -> None:
         due = start + offset_ns
-        while due < until:
+        while due < until and session.closed is None:
             delay = (due - time.perf_counter_ns()) / 1e9
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -177,6 +215,45 @@ async def fixed_rate(sessions: list[Session], rate: int, seconds: float) -> Tall
         *(s.phase(pace(s, i * interval_ns // len(sessions)), tally) for i, s in enumerate(sessions))
     )
     return tally
+
+
+SERVER_METRICS = (
+    "cerx_journal_group_entries_count",
+    "cerx_journal_group_entries_sum",
+    "cerx_journal_commit_seconds_sum",
+    "cerx_settlement_batch_seconds_count",
+    "cerx_settlement_batch_seconds_sum",
+    "cerx_settlement_lag_items",
+)
+
+
+async def server_metrics(http: aiohttp.ClientSession, port: int) -> dict[str, float]:
+    """The server's journal and settlement figures from /metrics."""
+    async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in SERVER_METRICS:
+            values[name] = float(value)
+    return values
+
+
+def server_line(before: dict[str, float], after: dict[str, float]) -> str:
+    """What the journal and settlement did between two scrapes."""
+
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    commits, batches = delta(SERVER_METRICS[0]), delta(SERVER_METRICS[3])
+    entries = delta(SERVER_METRICS[1]) / max(commits, 1)
+    commit_ms = 1000 * delta(SERVER_METRICS[2]) / max(commits, 1)
+    batch_ms = 1000 * delta(SERVER_METRICS[4]) / max(batches, 1)
+    return (
+        f"  server   {commits:,.0f} journal commits of {entries:,.1f} entries, {commit_ms:.2f} ms"
+        f" each; {batches:,.0f} ledger batches, {batch_ms:.1f} ms each;"
+        f" settlement lag {after.get(SERVER_METRICS[5], 0.0):,.0f} items"
+    )
 
 
 def percentile_ms(values: Sequence[int], q: float) -> float:
@@ -194,6 +271,7 @@ async def run(args: argparse.Namespace) -> int:
     server_url = args.database_url or os.environ.get(DATABASE_URL_VARIABLE) or LOCAL_SERVER_URL
     ok = True
     async with scratch_database(server_url, say) as url:
+        traders = await own_traders(url, args.connections) if args.own_accounts else []
         port = free_port()
         server = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -219,21 +297,35 @@ async def run(args: argparse.Namespace) -> int:
             if not line:
                 raise RuntimeError("the server exited:\n" + "".join(lines))
             lines.append(line.decode())
-        match = next(m for line in lines if (m := KEY_LINE.search(line)))
-        key, secret = match[2], bytes.fromhex(match[3])
-        say(f"server     pid {server.pid}, ws://127.0.0.1:{port}/ws")
-        async with aiohttp.ClientSession() as http:
-            url_ws = f"http://127.0.0.1:{port}/ws"
-            sessions = [await login(http, url_ws, key, secret, n) for n in range(args.connections)]
-            say(
-                f"sustained  {args.connections} sessions x {args.window} outstanding, "
-                f"{args.seconds:g} s"
-            )
-            high = await sustained(sessions, args.window, args.seconds)
-            say(f"fixed rate {args.rate:,}/s for {args.seconds:g} s")
-            paced = await fixed_rate(sessions, args.rate, args.seconds)
-            for session in sessions:
-                await session.ws.close()
+        try:
+            match = next(m for line in lines if (m := KEY_LINE.search(line)))
+            key, secret = match[2], bytes.fromhex(match[3])
+            say(f"server     pid {server.pid}, ws://127.0.0.1:{port}/ws")
+            async with aiohttp.ClientSession() as http:
+                url_ws = f"http://127.0.0.1:{port}/ws"
+                sessions = [
+                    await login(http, url_ws, *(traders[n] if traders else (key, secret)), n)
+                    for n in range(args.connections)
+                ]
+                say(
+                    f"sustained  {args.connections} sessions x {args.window} outstanding, "
+                    f"{args.seconds:g} s, "
+                    + ("each its own trader" if traders else "all of trader carol")
+                )
+                before = await server_metrics(http, port)
+                high = await sustained(sessions, args.window, args.seconds)
+                after = await server_metrics(http, port)
+                say(server_line(before, after))
+                say(f"fixed rate {args.rate:,}/s for {args.seconds:g} s")
+                paced = await fixed_rate(sessions, args.rate, args.seconds)
+                say(server_line(after, await server_metrics(http, port)))
+                for session in sessions:
+                    await session.ws.close()
+        except BaseException:
+            if server.returncode is None:
+                server.kill()
+                await server.wait()
+            raise
         server.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(server.communicate(), timeout=120)
         if server.returncode != 0:
@@ -262,8 +354,11 @@ async def run(args: argparse.Namespace) -> int:
         f" p99 < {GOAL_P99_MS} ms at {GOAL_AT:,}/s:"
         f" {'met' if p99 < GOAL_P99_MS and args.rate == GOAL_AT else 'NOT met or not measured'}"
     )
+    for closed in high.closed + paced.closed:
+        say(f"closed     {closed}")
     say(f"audit      {'clean' if report.ok else 'FAILED: ' + '; '.join(report.problems[:3])}")
     ok = ok and report.ok and not high.refused and not paced.refused
+    ok = ok and not high.closed and not paced.closed
     say("OK" if ok else "FAILED")
     return 0 if ok else 1
 
@@ -275,6 +370,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--rate", type=int, default=GOAL_AT)
+    parser.add_argument(
+        "--own-accounts",
+        action="store_true",
+        help="each session its own trader; by default all are carol's, so each session also"
+        " receives the execution reports of the other sessions' orders",
+    )
     return asyncio.run(run(parser.parse_args(argv)))
 
 

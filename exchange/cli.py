@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import io
 import signal
 import sys
@@ -90,6 +91,25 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+GC_YOUNG = 50_000  # allocations between young collections (Python's default: 700)
+
+
+def calm_the_collector() -> None:
+    """Keep the cycle collector from costing throughput and latency under load.
+
+    Nearly everything a request allocates is freed by reference counting; the collector only
+    looks for cycles, yet with the default threshold (700 more tracked objects than freed) it
+    ran about 100 times a second under the benchmark, took 1.5-2.6 s of a 21 s run and paused
+    the server over 5 ms some 60 times (full collections 35-90 ms). What recovery built (books,
+    memories of orders, modules) is frozen out of every later collection, and a young
+    collection waits for `GC_YOUNG` more objects: about 100 collections in the same run,
+    0.15 s in all, 3 pauses over 5 ms."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG, older, oldest)
+
+
 def say(line: str) -> None:
     print(line, flush=True)
 
@@ -109,6 +129,7 @@ async def serve(args: argparse.Namespace) -> int:
             args.session_rate, 2 * args.session_rate, args.account_rate, 2 * args.account_rate
         )
         exchange = await Exchange.open(database, instruments, limits)
+        calm_the_collector()
         runner = web.AppRunner(build_app(exchange), handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, args.host, args.port)

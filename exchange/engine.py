@@ -375,9 +375,9 @@ class Engine:
         self._inflight.append((entry, self._journal.append(entry), result))
         if self._applier is None or self._applier.done():
             self._applier = asyncio.create_task(self._apply_in_order(), name="engine-applier")
-        # a caller that gives up (a closed session) must not cancel the entry's result: the
-        # entry is journaled and will be applied all the same
-        return await asyncio.shield(result)
+        # a caller that gives up (a closed session) cancels only its wait: the entry is
+        # journaled and is applied all the same (see `_settle`)
+        return await result
 
     async def _apply_in_order(self) -> None:
         while self._inflight:
@@ -387,18 +387,18 @@ class Engine:
             except JournalError as error:
                 self._inflight.popleft()
                 self._refused(entry)
-                result.set_exception(error)
+                _settle(result, error=error)
                 continue
             self._inflight.popleft()
             try:
-                result.set_result(self._apply(entry))
+                _settle(result, self._apply(entry))
             except Exception as error:
                 # A durable entry the exchange could not follow: a bug. Stop taking input rather
                 # than carry on from a state the journal does not describe; a restart replays.
                 self._broken = error
-                result.set_exception(error)
+                _settle(result, error=error)
                 while self._inflight:
-                    self._inflight.popleft()[2].set_exception(error)
+                    _settle(self._inflight.popleft()[2], error=error)
 
     def _apply(self, entry: Entry) -> list[Event]:
         self.applied_seq = entry.seq
@@ -550,6 +550,20 @@ def _buy_reserve(instrument: Instrument, limit_fen: int, quantity_t: int) -> int
 def _need(instrument: Instrument, side: Side, price_fen: int, leaves_t: int) -> int:
     """What a resting order of `leaves_t` at `price_fen` must have reserved: tonnes or fen."""
     return leaves_t if side is Side.SELL else _buy_reserve(instrument, price_fen, leaves_t)
+
+
+def _settle(
+    result: asyncio.Future[list[Event]],
+    events: list[Event] | None = None,
+    error: Exception | None = None,
+) -> None:
+    """Tell the caller, unless it stopped waiting (its wait was cancelled)."""
+    if result.done():
+        return
+    if error is not None:
+        result.set_exception(error)
+    else:
+        result.set_result(events or [])
 
 
 def _request_of(command: NewOrder, request: OrderRequest) -> OrderRequest:

@@ -1,13 +1,12 @@
 """Batches of what the exchange decided, for `Ledger.apply`, cut where order would matter.
 
 `Ledger.apply` takes a batch's locks first, then its adjustments (an amend's growths, then its
-trims), then its trades, then its releases. That reordering is harmless except where a lock or a
-growth needs what something before it in the batch gave the account: a release or a trim frees an
-order's remainder (cancel a sell, place another for the same tonnes), and a trade gives the buyer
-tonnes and the seller cash (sell what was just bought, buy with what was just sold for). The risk
-view counts these at once, so such an order is accepted; the ledger would refuse its lock ahead
-of what pays for it. So a batch is cut before a lock or growth that takes tonnes from an account
-credited tonnes in it, or cash from an account credited cash, and the two land in order.
+trims), then its trades, then its releases, and posts the batch's cash moves at once, so only
+each cash balance's net change must keep it non-negative. Cash therefore never forces a cut: a
+buy's lock may use cash that a release or a sale earlier on the exchange returned, in the same
+batch. Tonnes do: a sell order's lock, or an amend's growth of one, takes only tonnes free before
+the batch, so a batch is cut before either of an account that receives tonnes in it (a release or
+a trim of one of its sell orders, or a trade in which it buys), and the two land in order.
 """
 
 from __future__ import annotations
@@ -27,10 +26,7 @@ class BatchBuilder:
         self._trades: list[TradeToSettle] = []
         self._releases: list[int] = []
         self._adjusts: list[OrderAdjust] = []
-        # accounts credited in the open batch: tonnes (a trade's buyer, a sell's release or
-        # trim) and cash (a trade's seller, a buy's release or trim)
-        self._credited_t: set[int] = set()
-        self._credited_fen: set[int] = set()
+        self._receiving: set[int] = set()  # accounts that receive tonnes in the open batch
         self.decided = 0  # items ever handed in, so a snapshot knows when the ledger has them
         self._taken = 0  # items handed over by `take`
 
@@ -39,32 +35,32 @@ class BatchBuilder:
 
     def lock(self, lock: OrderLock) -> None:
         self.decided += 1
-        self._cut_if_credited(lock.account_id, tonnes=lock.quantity_t > 0)
+        if lock.quantity_t and lock.account_id in self._receiving:
+            self._cut()
         self._locks.append(lock)
         self._cut_if_full()
 
     def adjust(self, adjust: OrderAdjust) -> None:
         self.decided += 1
-        tonnes = adjust.quantity_t != 0
-        if adjust.quantity_t > 0 or adjust.amount_fen > 0:
-            self._cut_if_credited(adjust.account_id, tonnes=tonnes)
-        else:
-            (self._credited_t if tonnes else self._credited_fen).add(adjust.account_id)
+        if adjust.quantity_t > 0 and adjust.account_id in self._receiving:
+            self._cut()
+        elif adjust.quantity_t < 0:
+            self._receiving.add(adjust.account_id)
         self._adjusts.append(adjust)
         self._cut_if_full()
 
     def trade(self, trade: TradeToSettle) -> None:
         self.decided += 1
         self._trades.append(trade)
-        self._credited_t.add(trade.buyer_id)
-        self._credited_fen.add(trade.seller_id)
+        self._receiving.add(trade.buyer_id)
         self._cut_if_full()
 
     def release(self, order_id: int, account_id: int, *, tonnes: bool) -> None:
         """A finished order's remainder comes back: tonnes for a sell, cash for a buy."""
         self.decided += 1
         self._releases.append(order_id)
-        (self._credited_t if tonnes else self._credited_fen).add(account_id)
+        if tonnes:
+            self._receiving.add(account_id)
         self._cut_if_full()
 
     def take(self) -> list[Batch]:
@@ -84,10 +80,6 @@ class BatchBuilder:
         if self._open() > self._max_items:
             raise AssertionError(f"the open batch holds {self._open()} items")
 
-    def _cut_if_credited(self, account_id: int, *, tonnes: bool) -> None:
-        if account_id in (self._credited_t if tonnes else self._credited_fen):
-            self._cut()
-
     def _cut_if_full(self) -> None:
         if self._open() >= self._max_items:
             self._cut()
@@ -106,4 +98,4 @@ class BatchBuilder:
                 )
             )
         self._locks, self._trades, self._releases, self._adjusts = [], [], [], []
-        self._credited_t, self._credited_fen = set(), set()
+        self._receiving = set()

@@ -66,6 +66,21 @@ class Metrics:
             "Sessions closed because they did not read",
             registry=registry,
         )
+        self._requests: dict[tuple[str, str], Counter] = {}  # the labelled children, by labels
+        self._book_events: dict[str, Counter] = {}
+
+    def count_request(self, op: str, outcome: str) -> None:
+        """One request served: its op and outcome (`ok` or the refusal code)."""
+        child = self._requests.get((op, outcome))
+        if child is None:  # a label lookup per request costs more than the count itself
+            child = self._requests[op, outcome] = self.requests.labels(op, outcome)
+        child.inc()
+
+    def count_book_event(self, kind: str) -> None:
+        child = self._book_events.get(kind)
+        if child is None:
+            child = self._book_events[kind] = self.book_events.labels(kind)
+        child.inc()
 
     def journal_written(self, entries: int, seconds: float) -> None:
         self.journal_group.observe(entries)

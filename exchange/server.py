@@ -96,7 +96,7 @@ class Session:
             op = request.op
             reply = await self._serve(request)
         outcome = "ok" if reply.error is None else reply.error.code
-        self.exchange.metrics.requests.labels(op, outcome).inc()
+        self.exchange.metrics.count_request(op, outcome)
         return protocol.encode(reply)
 
     async def _serve(self, request: protocol.Request) -> protocol.Reply:

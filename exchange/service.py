@@ -302,18 +302,17 @@ class Exchange:
     def _on_events(self, entry: Entry, events: list[Event]) -> None:
         self.settler.wake()
         self.market_data.publish(entry, events)
-        counted = self.metrics.book_events
+        count = self.metrics.count_book_event
         for event in events:
-            counted.labels(
-                event.code.value if isinstance(event, Rejected) else _KINDS[type(event)]
-            ).inc()
+            count(event.code.value if isinstance(event, Rejected) else _KINDS[type(event)])
         told: set[int] = set()
         for account_id, report in self.reports.of(entry, events):
             pushes = self._subscribers.get(account_id)
             if pushes:
                 told.add(account_id)
+                data = _encode(report)  # once, however many sessions the account has
                 for push in list(pushes):
-                    push(_encode(report))
+                    push(data)
         for account_id in told:
             self.tell_balance(account_id)
 

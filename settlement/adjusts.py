@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import msgspec
 
 from settlement.accounts import lock_accounts, require_role
-from settlement.cash import AVAILABLE, LOCKED, Line, post
+from settlement.cash import AVAILABLE, LOCKED, Line
 from settlement.connection import Connection
 from settlement.errors import ErrorCode, LedgerError
 from settlement.holdings import FREE, apply, free_runs_by_account, order_runs
@@ -46,12 +46,13 @@ def _check(adjust: OrderAdjust) -> None:
 
 async def adjust_many(
     conn: Connection, txn_id: int, adjusts: Sequence[OrderAdjust]
-) -> tuple[int, ...]:
-    """Apply the adjustments not applied before, in the given order; their ids."""
+) -> tuple[tuple[int, ...], list[Line]]:
+    """Apply the adjustments not applied before, in the given order; their ids, and the cash
+    lines for the caller to post with the rest of its transaction's."""
     for adjust in adjusts:
         _check(adjust)
     if not adjusts:
-        return ()
+        return (), []
     rows = await conn.fetch(
         "INSERT INTO order_adjusts"
         " (adjust_id, order_id, account_id, quantity_t, amount_fen, txn_id)"
@@ -67,18 +68,18 @@ async def adjust_many(
     new_ids = {row[0] for row in rows}
     fresh = [a for a in adjusts if a.adjust_id in new_ids]
     if not fresh:
-        return ()
+        return (), []
     roles = await lock_accounts(conn, {a.account_id for a in fresh})
     for adjust in fresh:
         require_role(roles, adjust.account_id, HOLDER_ROLES, "trade")
-    await _adjust_cash(conn, txn_id, [a for a in fresh if a.amount_fen])
+    lines = await _adjust_cash(conn, [a for a in fresh if a.amount_fen])
     await _adjust_tonnes(conn, txn_id, [a for a in fresh if a.quantity_t])
-    return tuple(a.adjust_id for a in fresh)
+    return tuple(a.adjust_id for a in fresh), lines
 
 
-async def _adjust_cash(conn: Connection, txn_id: int, adjusts: list[OrderAdjust]) -> None:
+async def _adjust_cash(conn: Connection, adjusts: list[OrderAdjust]) -> list[Line]:
     if not adjusts:
-        return
+        return []
     deltas: defaultdict[int, int] = defaultdict(int)
     for adjust in adjusts:
         deltas[adjust.order_id] += adjust.amount_fen
@@ -105,7 +106,7 @@ async def _adjust_cash(conn: Connection, txn_id: int, adjusts: list[OrderAdjust]
             Line(adjust.account_id, AVAILABLE, -adjust.amount_fen, adjust.order_id),
             Line(adjust.account_id, LOCKED, adjust.amount_fen, adjust.order_id),
         )
-    await post(conn, txn_id, lines)
+    return lines
 
 
 async def _adjust_tonnes(conn: Connection, txn_id: int, adjusts: list[OrderAdjust]) -> None:

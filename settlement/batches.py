@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+import asyncpg
 import msgspec
 
 from settlement import dvp
@@ -74,41 +75,54 @@ async def _new_locks(conn: Connection, txn_id: int, locks: Sequence[OrderLock]) 
     """Record the locks; the order ids not locked before."""
     sells = [lock for lock in locks if lock.quantity_t]
     buys = [lock for lock in locks if lock.amount_fen]
-    new = await conn.fetch(
-        "INSERT INTO cer_locks (order_id, account_id, quantity_t, txn_id)"
-        " SELECT *, $4 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])"
-        " ON CONFLICT DO NOTHING RETURNING order_id",
-        [lock.order_id for lock in sells],
-        [lock.account_id for lock in sells],
-        [lock.quantity_t for lock in sells],
-        txn_id,
-    )
-    new += await conn.fetch(
-        "INSERT INTO cash_locks (order_id, account_id, amount_fen, remaining_fen, txn_id)"
-        " SELECT o, a, f, f, $4 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(o, a, f)"
-        " ON CONFLICT DO NOTHING RETURNING order_id",
-        [lock.order_id for lock in buys],
-        [lock.account_id for lock in buys],
-        [lock.amount_fen for lock in buys],
-        txn_id,
-    )
+    new: list[asyncpg.Record] = []
+    if sells:  # each statement only when it has rows: a round trip saved is latency saved
+        new += await conn.fetch(
+            "INSERT INTO cer_locks (order_id, account_id, quantity_t, txn_id)"
+            " SELECT *, $4 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])"
+            " ON CONFLICT DO NOTHING RETURNING order_id",
+            [lock.order_id for lock in sells],
+            [lock.account_id for lock in sells],
+            [lock.quantity_t for lock in sells],
+            txn_id,
+        )
+    if buys:
+        new += await conn.fetch(
+            "INSERT INTO cash_locks (order_id, account_id, amount_fen, remaining_fen, txn_id)"
+            " SELECT o, a, f, f, $4 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])"
+            " AS v(o, a, f) ON CONFLICT DO NOTHING RETURNING order_id",
+            [lock.order_id for lock in buys],
+            [lock.account_id for lock in buys],
+            [lock.amount_fen for lock in buys],
+            txn_id,
+        )
     return {row[0] for row in new}
 
 
 async def lock_many(conn: Connection, txn_id: int, locks: Sequence[OrderLock]) -> tuple[int, ...]:
     """Lock what each new order reserves, in the given order, oldest vintage first for tonnes
     (as a single lock would); orders locked before are left alone. Returns the ids locked now."""
+    locked, lines = await _lock_many(conn, txn_id, locks)
+    await post(conn, txn_id, lines)
+    return locked
+
+
+async def _lock_many(
+    conn: Connection, txn_id: int, locks: Sequence[OrderLock]
+) -> tuple[tuple[int, ...], list[Line]]:
+    """`lock_many` but for its cash lines, which the caller posts."""
     for lock in locks:
         _check(lock)
     new_ids = await _new_locks(conn, txn_id, locks)
     fresh = [lock for lock in locks if lock.order_id in new_ids]
     if not fresh:
-        return ()
+        return (), []
     roles = await lock_accounts(conn, {lock.account_id for lock in fresh})
     for lock in fresh:
         require_role(roles, lock.account_id, HOLDER_ROLES, "trade")
     sells = [lock for lock in fresh if lock.quantity_t]
-    available = await free_runs_by_account(conn, sorted({lock.account_id for lock in sells}))
+    accounts = sorted({lock.account_id for lock in sells})
+    available = await free_runs_by_account(conn, accounts) if sells else {}
     used: dict[Run, int] = defaultdict(int)
     pieces: dict[Run, list[tuple[SerialRange, Place]]] = {}
     for lock in sells:
@@ -141,15 +155,23 @@ async def lock_many(conn: Connection, txn_id: int, locks: Sequence[OrderLock]) -
                 Line(lock.account_id, AVAILABLE, -lock.amount_fen, lock.order_id),
                 Line(lock.account_id, LOCKED, lock.amount_fen, lock.order_id),
             )
-    await post(conn, txn_id, lines)
-    return tuple(lock.order_id for lock in fresh)
+    return tuple(lock.order_id for lock in fresh), lines
 
 
 async def release_many(conn: Connection, txn_id: int, order_ids: Sequence[int]) -> tuple[int, ...]:
     """Free what is still locked to each order; the orders that had something left."""
+    released, lines = await _release_many(conn, txn_id, order_ids)
+    await post(conn, txn_id, lines)
+    return released
+
+
+async def _release_many(
+    conn: Connection, txn_id: int, order_ids: Sequence[int]
+) -> tuple[tuple[int, ...], list[Line]]:
+    """`release_many` but for its cash lines, which the caller posts."""
     ids = sorted(set(order_ids))
     if not ids:
-        return ()
+        return (), []
     owners = await conn.fetch(
         "SELECT account_id FROM cer_locks WHERE order_id = ANY($1::bigint[])"
         " UNION SELECT account_id FROM cash_locks WHERE order_id = ANY($1::bigint[])",
@@ -180,22 +202,27 @@ async def release_many(conn: Connection, txn_id: int, order_ids: Sequence[int]) 
             Line(account_id, LOCKED, -amount, order_id),
             Line(account_id, AVAILABLE, amount, order_id),
         )
-    await post(conn, txn_id, lines)
     released = {run.place.order_id for run in runs} | {row[0] for row in cash_left}
-    return tuple(sorted(order_id for order_id in released if order_id is not None))
+    return tuple(sorted(order_id for order_id in released if order_id is not None)), lines
 
 
 async def apply_batch(conn: Connection, txn_id: int, batch: Batch) -> BatchReport:
     """Locks, then adjustments, then trades, then releases, in one transaction (the caller's).
 
-    An adjustment taken before trades that preceded it gives the same result: a growth only adds
-    to the lock, and a trim gives back from the end of the delivery order what those trades,
-    taking from its start, leave.
-    """
-    locked = await lock_many(conn, txn_id, batch.locks)
-    adjusted = await adjust_many(conn, txn_id, batch.adjusts)
-    settled = await dvp.settle(conn, txn_id, batch.trades)
-    released = await release_many(conn, txn_id, batch.releases)
+    Tonnes move step by step: a lock takes only tonnes free before the batch (or freed by an
+    earlier batch). Cash moves are posted once for the whole batch, so a balance need only be
+    non-negative after the batch's net change: a buy's cash lock may use cash that a release or a
+    sale later in the same batch returns, as it did on the exchange, where the release or the sale
+    came first. An adjustment taken before trades that preceded it gives the same result: a
+    growth only adds to the lock, and a trim gives back from the end of the delivery order what
+    those trades, taking from its start, leave. Every part is still idempotent (locks by order
+    id, adjustments by id, trades by trade id, a release finds nothing the second time), and the
+    batch's cash lines still sum to zero."""
+    locked, lock_lines = await _lock_many(conn, txn_id, batch.locks)
+    adjusted, adjust_lines = await adjust_many(conn, txn_id, batch.adjusts)
+    settled, trade_lines = await dvp.settle_unposted(conn, txn_id, batch.trades)
+    released, release_lines = await _release_many(conn, txn_id, batch.releases)
+    await post(conn, txn_id, lock_lines + adjust_lines + trade_lines + release_lines)
     fresh = set(locked)
     return BatchReport(
         locked,

@@ -180,16 +180,26 @@ async def _cash_locks(conn: Connection, order_ids: list[int]) -> dict[int, list[
 async def settle(
     conn: Connection, txn_id: int, trades: Sequence[TradeToSettle]
 ) -> SettlementReport:
+    report, lines = await settle_unposted(conn, txn_id, trades)
+    await post(conn, txn_id, lines)
+    return report
+
+
+async def settle_unposted(
+    conn: Connection, txn_id: int, trades: Sequence[TradeToSettle]
+) -> tuple[SettlementReport, list[Line]]:
+    """`settle` but for its cash lines, which the caller posts (with others of the same
+    transaction, so that only each balance's net change must keep it non-negative)."""
     batch = _unique(trades)
     if not batch:
-        return SettlementReport((), (), None)
+        return SettlementReport((), (), None), []
     # Lock before recording: an unknown account is refused by name, not by a foreign key.
     roles = await lock_accounts(conn, {t.buyer_id for t in batch} | {t.seller_id for t in batch})
     new_ids = await _record(conn, txn_id, batch)
     fresh = [trade for trade in batch if trade.trade_id in new_ids]
     repeated = tuple(trade.trade_id for trade in batch if trade.trade_id not in new_ids)
     if not fresh:
-        return SettlementReport((), repeated, None)
+        return SettlementReport((), repeated, None), []
     for trade in fresh:
         require_role(roles, trade.buyer_id, HOLDER_ROLES, "buy")
     delivery = _Delivery(await order_runs(conn, sorted({t.sell_order_id for t in fresh})))
@@ -216,7 +226,6 @@ async def settle(
     lines = [
         Line(account, bucket, amount, order) for (account, bucket, order), amount in amounts.items()
     ]
-    await post(conn, txn_id, lines)
     await conn.execute(
         "UPDATE cash_locks SET remaining_fen = v.remaining FROM"
         " unnest($1::bigint[], $2::bigint[]) AS v(order_id, remaining)"
@@ -224,4 +233,4 @@ async def settle(
         list(locks),
         [lock[1] for lock in locks.values()],
     )
-    return SettlementReport(tuple(t.trade_id for t in fresh), repeated, txn_id)
+    return SettlementReport(tuple(t.trade_id for t in fresh), repeated, txn_id), lines

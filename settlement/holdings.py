@@ -166,6 +166,8 @@ async def _select_blocks(
 
 async def apply(conn: Connection, txn_id: int, plan: Plan) -> None:
     """Write a plan: delete the runs it cuts, insert the pieces, record the moves."""
+    if not (plan.deleted or plan.inserted or plan.moves):
+        return  # nothing moves: no statement need run
     await conn.execute(
         "DELETE FROM holdings WHERE (block_id, first_serial) IN"
         " (SELECT * FROM unnest($1::text[], $2::bigint[]))",

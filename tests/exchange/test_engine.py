@@ -4,6 +4,7 @@ into fresh books yields the same events, the same books and, through the ledger,
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 
@@ -94,6 +95,26 @@ async def test_a_client_order_id_is_never_doubled(database: Database) -> None:
     with pytest.raises(ExchangeError) as refused:
         await exchange.engine.new_order(buyer, order("x1", Side.BUY, 11, 4_900))
     assert refused.value.code == "DUPLICATE_CL_ORD_ID"
+    await exchange.journal.close()
+
+
+async def test_a_caller_that_stops_waiting_does_not_stop_its_entry(database: Database) -> None:
+    exchange = Exchange(database)
+    _, (buyer, _) = await accounts(exchange.ledger, "g")
+    await exchange.start()
+    book = exchange.engine.books[SYMBOL]
+    resting = sum(q for _, q, _ in book.depth(Side.BUY, 1_000))  # earlier tests' orders too
+    waiting = asyncio.create_task(exchange.engine.new_order(buyer, order("g1", Side.BUY, 1, 4_900)))
+    await asyncio.sleep(0)  # sequenced and on its way to the journal
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    # the entry was journaled and is applied all the same; the engine carries on
+    order_id, events = await asyncio.wait_for(
+        exchange.engine.new_order(buyer, order("g2", Side.BUY, 1, 4_900)), 10
+    )
+    assert events and exchange.engine.order_id_for(buyer, "g1") == order_id - 1
+    assert sum(q for _, q, _ in book.depth(Side.BUY, 1_000)) == resting + 2
     await exchange.journal.close()
 
 

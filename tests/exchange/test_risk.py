@@ -148,8 +148,8 @@ async def test_the_view_in_memory_equals_the_view_of_the_ledger(ledger: Ledger, 
         roll = rng.random()
         if roll < 0.12 and (open_sells or open_buys):
             amend(view, feed, rng, next(ids), open_sells, open_buys, filters)
-        elif roll < 0.3:
-            order, account = next(ids), rng.choice(sellers)
+        elif roll < 0.3:  # any account may sell: a buyer what it bought, before it settled
+            order, account = next(ids), rng.choice(accounts)
             only = rng.choice([ANY_CER, CerFilter(vintages=(rng.choice(VINTAGES),))])
             tonnes = rng.randint(1, 120)
             try:
@@ -160,8 +160,8 @@ async def test_the_view_in_memory_equals_the_view_of_the_ledger(ledger: Ledger, 
             open_sells[order] = account
             filters[order] = only
             orders.append(order)
-        elif roll < 0.55:
-            order, account = next(ids), rng.choice(buyers)
+        elif roll < 0.55:  # any account may buy: a seller with what it sold for, too
+            order, account = next(ids), rng.choice(accounts)
             fen = rng.randint(1_000, 400_000)
             try:
                 view.reserve_buy(order, account, fen)

@@ -130,3 +130,38 @@ async def test_release_reports_only_orders_with_something_left(ledger: Ledger) -
     report = await ledger.apply(batch)
     assert report.released == (buy,)  # the sell lock was used up; the third order never locked
     assert await ledger.balance(twin.buyers[0]) == CashBalance(twin.buyers[0], 995_000, 0)
+
+
+async def test_a_buy_may_lock_cash_that_a_release_or_a_sale_in_the_same_batch_returns(
+    ledger: Ledger,
+) -> None:
+    """Cash is posted once per batch: only each balance's net change must keep it non-negative,
+    as on the exchange, where the release or the sale came before the new buy."""
+    twin = await Twin.create(ledger)
+    buyer = twin.buyers[0]
+    first, second = next(_ids), next(_ids)
+    await ledger.apply(Batch((OrderLock(first, buyer, amount_fen=1_000_000),)))
+    # all the buyer's cash is locked; the new buy needs what the release returns
+    report = await ledger.apply(
+        Batch((OrderLock(second, buyer, amount_fen=600_000),), (), (first,))
+    )
+    assert (report.locked, report.released) == ((second,), (first,))
+    assert await ledger.balance(buyer) == CashBalance(buyer, 400_000, 600_000)
+    # the seller has no cash but what it sells for in the same batch
+    sell, buy, spend = next(_ids), next(_ids), next(_ids)
+    trade = TradeToSettle(next(_ids), buy, sell, twin.buyers[1], twin.seller, 5_000, 10, 5, 5)
+    locks = (
+        OrderLock(sell, twin.seller, quantity_t=10),
+        OrderLock(buy, twin.buyers[1], amount_fen=60_000),
+        OrderLock(spend, twin.seller, amount_fen=40_000),
+    )
+    report = await ledger.apply(Batch(locks, (trade,)))
+    assert report.locked == (sell, buy, spend) and report.settled == (trade.trade_id,)
+    assert await ledger.balance(twin.seller) == CashBalance(
+        twin.seller, 50_000 - 25 - 40_000, 40_000
+    )
+    # more than the batch returns is still refused, and leaves nothing
+    before = await twin.state(ledger)
+    greedy = OrderLock(next(_ids), buyer, amount_fen=1_000_001)
+    await refused(ErrorCode.INSUFFICIENT_CASH, ledger.apply(Batch((greedy,), (), (second,))))
+    assert await twin.state(ledger) == before
