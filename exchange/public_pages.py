@@ -14,6 +14,7 @@ import re
 
 from aiohttp import web
 
+from exchange.rest_points import MONTHLY_POINTS, Monthly
 from exchange.service import EXCHANGE_KEY
 from offsets.certificate import SignedCertificate, dump_signed
 from offsets.certificate_pdf import FontNotFoundError, Lang, render_pdf
@@ -80,6 +81,8 @@ async def disclosure_page(request: web.Request) -> web.Response:
     async with exchange.database.pool.acquire() as conn:
         public = await disclosure(conn)
     issued = await exchange.offsets.certificates()
+    async with exchange.database.pool.acquire() as conn:
+        monthly = [Monthly(*row) for row in await conn.fetch(MONTHLY_POINTS)]
     e = html.escape
     methodologies = _table(
         ("代码 · Code", "名称 · Name", "领域 · Sector"),
@@ -134,12 +137,26 @@ async def disclosure_page(request: web.Request) -> web.Response:
             for c in issued
         ],
     )
+    points = _table(
+        (
+            "数据聚集平台 · Aggregator",
+            "月份 · Month",
+            "发放 · Issued",
+            "分配 · Distributed",
+            "注销 · Cancelled",
+        ),
+        [
+            (str(m.aggregator_id), e(m.month), str(m.issued), str(m.distributed), str(m.cancelled))
+            for m in monthly
+        ],
+    )
     body = (
         f"<p>截至 · As of {e(public.as_of.isoformat(timespec='seconds'))}</p>"
         f"<h2>方法学 · Methodologies</h2>{methodologies}<h2>项目 · Projects</h2>{projects}"
         f"<h2>签发与使用 · Issuance and use (t)</h2>{flows}"
         f"<h2>抵消规则与总量 · Offset rules and caps</h2>{years}"
         f"<h2>碳中和证书 · Carbon-neutrality certificates</h2>{certificates}"
+        f"<h2>碳积分 · Carbon points</h2>{points}"
     )
     text = _html("碳普惠信息披露 · Carbon-inclusion disclosure", body)
     return web.Response(text=text, content_type="text/html")

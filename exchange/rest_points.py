@@ -169,11 +169,11 @@ async def transfer(call: Call, body: TransferBody) -> Changed:
 async def monthly(call: Call) -> list[Monthly]:
     """Points issued, distributed and cancelled by aggregator and month (Art. 27)."""
     async with call.exchange.database.pool.acquire() as conn:
-        rows = await conn.fetch(_MONTHLY)
+        rows = await conn.fetch(MONTHLY_POINTS)
     return [Monthly(*row) for row in rows]
 
 
-_MONTHLY = """
+MONTHLY_POINTS = """
 WITH moved AS (
     SELECT u.aggregator_id, t.created_at, x.points
     FROM point_entries e JOIN ledger_txns t USING (txn_id),

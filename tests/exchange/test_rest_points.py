@@ -110,3 +110,6 @@ async def test_points_from_conversion_to_redemption(
     assert sum(m["issued"] for m in mine) == 10_000
     assert sum(m["distributed"] for m in mine) == 7_000
     assert sum(m["cancelled"] for m in mine) == 12
+    async with rest.http.get(rest.server.make_url("/disclosure")) as response:
+        page = await response.text()
+    assert "碳积分 · Carbon points" in page and f"<td>{aggregator}</td>" in page
