@@ -85,12 +85,17 @@ async def submit(
     applicant_id: int,
     content: Content,
     resubmits: int | None = None,
+    reports: Sequence[Report] = (),
 ) -> Submission:
     """Submit an application, or (naming it in `resubmits`) the next version of the applicant's
-    rejected one."""
+    rejected one; a project may come with its third-party reports."""
     kind = KIND_OF[type(content)]
     roles = await lock_accounts(conn, [applicant_id])
     require_role(roles, applicant_id, APPLICANTS[kind], f"apply for a {kind.value}")
+    if reports and kind is not Kind.PROJECT:
+        raise RegistrationError(
+            ErrorCode.NOT_A_PROJECT_APPLICATION, "only a project comes with third-party reports"
+        )
     if resubmits is None:
         application_id = int(await conn.fetchval("SELECT nextval('registration_application_ids')"))
         version = 1
@@ -133,6 +138,8 @@ async def submit(
     await event(
         conn, txn_id, application_id, version, "submitted", State.SUBMITTED, applicant_id, detail
     )
+    if reports:
+        await _store_reports(conn, txn_id, application_id, version, State.SUBMITTED, reports)
     return await submission(conn, application_id, version)
 
 
@@ -278,19 +285,39 @@ async def attach_reports(
             ErrorCode.APPLICATION_MUST_BE_OPEN, f"application {application_id} is {row['state']}"
         )
     if not reports:
-        raise RegistrationError(ErrorCode.TEXT_INVALID, "attach at least one report")
+        raise RegistrationError(ErrorCode.REPORT_INVALID, "attach at least one report")
     version = row["version"]
-    for report in reports:
-        checked = check_report(report)
+    await _store_reports(conn, txn_id, application_id, version, State(row["state"]), reports)
+    return await submission(conn, application_id, version)
+
+
+async def _store_reports(
+    conn: Connection,
+    txn_id: int,
+    application_id: int,
+    version: int,
+    state: State,
+    reports: Sequence[Report],
+) -> None:
+    checked = [check_report(report) for report in reports]
+    if len({r.kind for r in checked}) < len(checked):
+        raise RegistrationError(ErrorCode.REPORT_INVALID, "one report of each kind at a time")
+    applicant_id = await conn.fetchval(
+        "SELECT applicant_id FROM registration_applications"
+        " WHERE application_id = $1 AND version = $2",
+        application_id,
+        version,
+    )
+    for report in checked:
         await conn.execute(
             "INSERT INTO project_reports (application_id, version, kind, issuer, reference,"
             " sha256_hex, txn_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             application_id,
             version,
-            checked.kind.value,
-            checked.issuer,
-            checked.reference,
-            checked.sha256_hex,
+            report.kind.value,
+            report.issuer,
+            report.reference,
+            report.sha256_hex,
             txn_id,
         )
         await event(
@@ -299,18 +326,17 @@ async def attach_reports(
             application_id,
             version,
             "report_attached",
-            State(row["state"]),
+            state,
             applicant_id,
-            f"{checked.kind} report {checked.reference} by {checked.issuer}",
+            f"{report.kind} report {report.reference} by {report.issuer}",
         )
-    return await submission(conn, application_id, version)
 
 
 def check_report(report: Report) -> Report:
     digest = report.sha256_hex
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
         raise RegistrationError(
-            ErrorCode.TEXT_INVALID, "sha256_hex: the document's SHA-256, 64 lower-case hex digits"
+            ErrorCode.REPORT_INVALID, "sha256_hex: the document's SHA-256, 64 lower-case hex digits"
         )
     return Report(
         report.kind,

@@ -99,15 +99,24 @@ class RegistrationDesk:
     # -- applications ----------------------------------------------------------------------------
 
     async def submit(
-        self, key: str, applicant_id: int, content: Content, resubmits: int | None = None
+        self,
+        key: str,
+        applicant_id: int,
+        content: Content,
+        resubmits: int | None = None,
+        reports: Sequence[Report] = (),
     ) -> Submission:
-        """Apply; naming a rejected application in `resubmits` submits its next version."""
+        """Apply; naming a rejected application in `resubmits` submits its next version. A
+        project may come with its third-party reports."""
+        attached = tuple(reports)
         return await self.ledger.keyed(
             "submit_application",
             key,
-            (applicant_id, content, resubmits),
+            (applicant_id, content, resubmits, attached),
             Submission,
-            lambda conn, txn: applications.submit(conn, txn, applicant_id, content, resubmits),
+            lambda conn, txn: applications.submit(
+                conn, txn, applicant_id, content, resubmits, attached
+            ),
         )
 
     async def attach_reports(

@@ -231,11 +231,16 @@ async def test_project_refusals(ledger: Ledger, desk: RegistrationDesk) -> None:
     a = applied.application_id
     bad_digest = Report(ReportKind.VALIDATION, "机构", "R-1", DIGEST.upper())
     for refusal, attempt in [
-        (ErrorCode.TEXT_INVALID, desk.attach_reports(unique("t"), firm, a, [bad_digest])),
-        (ErrorCode.TEXT_INVALID, desk.attach_reports(unique("t"), firm, a, [])),
+        (ErrorCode.REPORT_INVALID, desk.attach_reports(unique("t"), firm, a, [bad_digest])),
+        (ErrorCode.REPORT_INVALID, desk.attach_reports(unique("t"), firm, a, [])),
+        (ErrorCode.REPORT_INVALID, desk.attach_reports(unique("t"), firm, a, REPORTS[:1] * 2)),
         (ErrorCode.APPLICATION_NOT_FOUND, desk.attach_reports(unique("t"), existing, a, REPORTS)),
     ]:
         await refused(refusal, attempt)
+    await refused(
+        ErrorCode.NOT_A_PROJECT_APPLICATION,
+        desk.submit(unique("s"), firm, methodology(sector), reports=REPORTS),
+    )
     other_kind = await submitted(desk, firm, methodology(sector))
     await refused(
         ErrorCode.NOT_A_PROJECT_APPLICATION,
@@ -263,3 +268,19 @@ async def test_two_approved_applications_for_one_code_register_once(
     )
     [second] = await desk.application(office.regulator, applied[1].application_id)
     assert second.state is State.APPROVED
+
+
+async def test_the_reports_may_come_with_the_submission(
+    ledger: Ledger, desk: RegistrationDesk
+) -> None:
+    office = await Office.open(ledger, desk)
+    sector = field()
+    await office.experts(sector, 1)
+    firm = await office.account(Role.PARTICIPANT)
+    content = project(await office.methodology_in(sector))
+    applied = await desk.submit(unique("s"), firm, content, reports=REPORTS)
+    assert applied.reports == REPORTS
+    assert [h.action for h in applied.history] == ["submitted"] + ["report_attached"] * 2
+    await office.through_review(applied, panel_size=1)
+    registered = await desk.register(unique("g"), office.regulator, applied.application_id)
+    assert registered.registered_as == content.code
