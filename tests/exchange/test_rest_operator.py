@@ -43,7 +43,13 @@ def refused(got: tuple[int, Any]) -> tuple[int, str]:
 
 
 def path_of(template: str, account_id: int) -> str:
-    return template.format(symbol=SYMBOL, account_id=account_id, application_id=1, year=2030)
+    return template.format(
+        symbol=SYMBOL,
+        account_id=account_id,
+        application_id=1,
+        year=2030,
+        label_id="SZLCS-2030-000001",
+    )
 
 
 async def test_every_staff_route_refuses_every_other_role(
@@ -55,6 +61,10 @@ async def test_every_staff_route_refuses_every_other_role(
         Role.OPERATOR: (trader_key, team.regulator),
         Role.REGULATOR: (trader_key, team.operator),
         Role.COMPLIANCE_ENTITY: (trader_key, team.operator),
+        Role.PARTICIPANT: (trader_key, team.regulator),
+        Role.SCENARIO_OPERATOR: (trader_key, team.regulator),
+        Role.SECTOR_AUTHORITY: (trader_key, team.regulator),
+        Role.EXPERT: (trader_key, team.regulator),
     }
     checked = 0
     for route in ROUTES:
@@ -62,8 +72,9 @@ async def test_every_staff_route_refuses_every_other_role(
             got = await rest.send(route.method, path_of(route.path, trader), {}, key, {})
             assert refused(got) == (403, "AUTH_FORBIDDEN"), route.name
             checked += 1
-    # ten operator routes, seven regulator routes, four of compliance entities
-    assert checked == 2 * (10 + 7 + 4)
+    # ten operator routes, fourteen of the regulator, four of compliance entities, two of
+    # participants, one of scenario operators, six of sector authorities, two of experts
+    assert checked == 2 * (10 + 14 + 4 + 2 + 1 + 6 + 2)
 
 
 async def test_a_write_needs_a_well_formed_idempotency_key(rest: Rest, team: Staff) -> None:
