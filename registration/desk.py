@@ -263,7 +263,8 @@ class RegistrationDesk:
         async with self._pool.acquire() as conn:
             return await experts.experts(conn)
 
-    async def labels(self, authority_id: int | None = None) -> list[Label]:
+    async def labels(self, authority_id: int) -> list[Label]:
+        """The labels the sector authority manages, with their history."""
         async with self._pool.acquire() as conn:
             return await scenarios.labels(conn, authority_id=authority_id)
 
