@@ -18,7 +18,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy --strict matching settlement exchange offsets
+	$(PY) -m mypy --strict matching settlement registration exchange offsets
 
 test: lint
 	$(PY) -m pytest

@@ -36,6 +36,8 @@ from exchange.service import EXCHANGE_KEY, Exchange
 from matching import RejectCode
 from offsets.errors import ErrorCode as OffsetCode
 from offsets.errors import OffsetError
+from registration.errors import ErrorCode as RegistrationCode
+from registration.errors import RegistrationError
 from settlement.errors import ErrorCode as LedgerCode
 from settlement.errors import LedgerError
 from settlement.values import Role
@@ -127,6 +129,23 @@ _CONFLICTS = (
     LedgerCode.INSUFFICIENT_POINTS,
     LedgerCode.REDEMPTION_EXCEEDS_BALANCE,
     LedgerCode.REDEMPTION_REFERENCE_REUSED,
+    RegistrationCode.CODE_TAKEN,
+    RegistrationCode.EXPERT_ALREADY_IN_POOL,
+    RegistrationCode.APPLICATION_KIND_MISMATCH,
+    RegistrationCode.APPLICATION_MUST_BE_SUBMITTED,
+    RegistrationCode.APPLICATION_MUST_BE_UNDER_REVIEW,
+    RegistrationCode.APPLICATION_MUST_BE_APPROVED,
+    RegistrationCode.APPLICATION_MUST_BE_REJECTED,
+    RegistrationCode.APPLICATION_MUST_BE_OPEN,
+    RegistrationCode.NOT_ENOUGH_EXPERTS,
+    RegistrationCode.OPINION_ALREADY_GIVEN,
+    RegistrationCode.OPINIONS_PENDING,
+    RegistrationCode.NOT_A_PROJECT_APPLICATION,
+    RegistrationCode.THIRD_PARTY_REPORTS_REQUIRED,
+    RegistrationCode.SECTOR_OF_ANOTHER_AUTHORITY,
+    RegistrationCode.LABEL_MUST_BE_ACTIVE,
+    RegistrationCode.LABEL_MUST_BE_SUSPENDED,
+    RegistrationCode.LABEL_MUST_NOT_BE_WITHDRAWN,
 )
 _UNKNOWN = (
     ErrorCode.UNKNOWN_INSTRUMENT,
@@ -141,6 +160,15 @@ _UNKNOWN = (
     LedgerCode.POINT_USER_NOT_FOUND,
     LedgerCode.AGGREGATOR_NOT_REGISTERED,
     LedgerCode.NO_POINTS_RULE,
+    RegistrationCode.APPLICATION_NOT_FOUND,
+    RegistrationCode.EXPERT_NOT_IN_POOL,
+    RegistrationCode.NO_EVALUATION_SPECIFICATION,
+    RegistrationCode.LABEL_NOT_FOUND,
+)
+_FORBIDDEN = (
+    ErrorCode.AUTH_FORBIDDEN,
+    RegistrationCode.NOT_DRAWN,
+    RegistrationCode.NOT_THE_SECTOR_AUTHORITY,
 )
 _UNAVAILABLE = (
     ErrorCode.EXCHANGE_NOT_READY,
@@ -152,7 +180,8 @@ STATUS: dict[str, int] = (
     {str(code): 409 for code in _CONFLICTS}
     | {str(code): 404 for code in _UNKNOWN}
     | {str(code): 503 for code in _UNAVAILABLE}
-    | {ErrorCode.AUTH_FORBIDDEN: 403, ErrorCode.RATE_LIMITED: 429, ErrorCode.INTERNAL_ERROR: 500}
+    | {str(code): 403 for code in _FORBIDDEN}
+    | {ErrorCode.RATE_LIMITED: 429, ErrorCode.INTERNAL_ERROR: 500}
     | {LedgerCode.POINTS_NOT_TRANSFERABLE: 403, LedgerCode.POINT_USER_NOT_AUTHORISED: 403}
 )
 
@@ -188,7 +217,7 @@ def serve(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
             if route.body is not None:
                 inputs.append(decoded)
             reply: Ok | Refusal = Ok(True, await route.handler(call, *inputs))
-        except (ExchangeError, LedgerError, OffsetError) as error:
+        except (ExchangeError, LedgerError, OffsetError, RegistrationError) as error:
             retry_after_ms = error.retry_after_ms if isinstance(error, ExchangeError) else None
             reply = _refused(str(error.code), error.message, retry_after_ms)
         except JournalError as error:

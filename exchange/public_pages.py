@@ -1,6 +1,7 @@
-"""Public pages for people, beside the JSON API: the disclosure (`/disclosure`, Art. 27), and a
-certificate's verification page, which its QR code opens (`/certificates/{id}`), with the
-certificate file (`.json`) and its printable PDF (`.pdf?lang=zh|en`).
+"""Public pages for people, beside the JSON API: the disclosure (`/disclosure`, Art. 27, with the
+low-carbon scenario list and the expert pool list), and a certificate's verification page, which
+its QR code opens (`/certificates/{id}`), with the certificate file (`.json`) and its printable
+PDF (`.pdf?lang=zh|en`).
 
 The certificate page checks the certificate against the platform key each time it is shown, and
 says valid, tampered (with the reason) or unknown. Everything on a page is escaped; a page loads
@@ -150,6 +151,33 @@ async def disclosure_page(request: web.Request) -> web.Response:
             for m in monthly
         ],
     )
+    scenarios = _table(
+        (
+            "标识 · Label",
+            "场景 · Scenario",
+            "运营主体 · Operator",
+            "领域 · Sector",
+            "地点 · Place",
+            "有效期 · Valid",
+            "状态 · Status",
+        ),
+        [
+            (
+                e(s.label_id),
+                e(s.name),
+                e(s.operator),
+                e(s.sector),
+                e(s.place),
+                f"{s.valid_from.isoformat()} – {s.valid_until.isoformat()}",
+                e(s.status) + ("" if s.in_force else " (不在有效期 · not in force)"),
+            )
+            for s in public.scenarios
+        ],
+    )
+    pool = _table(
+        ("专家 · Expert", "单位 · Organisation", "领域 · Fields"),
+        [(e(x.name), e(x.organisation), e(", ".join(x.fields))) for x in public.experts],
+    )
     body = (
         f"<p>截至 · As of {e(public.as_of.isoformat(timespec='seconds'))}</p>"
         f"<h2>方法学 · Methodologies</h2>{methodologies}<h2>项目 · Projects</h2>{projects}"
@@ -157,6 +185,8 @@ async def disclosure_page(request: web.Request) -> web.Response:
         f"<h2>抵消规则与总量 · Offset rules and caps</h2>{years}"
         f"<h2>碳中和证书 · Carbon-neutrality certificates</h2>{certificates}"
         f"<h2>碳积分 · Carbon points</h2>{points}"
+        f"<h2>低碳场景 · Low-carbon scenarios</h2>{scenarios}"
+        f"<h2>碳普惠专家库 · Expert pool</h2>{pool}"
     )
     text = _html("碳普惠信息披露 · Carbon-inclusion disclosure", body)
     return web.Response(text=text, content_type="text/html")

@@ -2,8 +2,10 @@
 document (`GET /openapi.json`).
 
 Who may call what: public reads for anyone; the caller's own reads for any signed account;
-`/operator/` writes for the operator; `/regulator/` writes for the regulator. How a request is
-checked, decoded and answered: `exchange.endpoint`.
+`/operator/` routes for the operator, `/regulator/` for the regulator, `/sector-authority/` for
+sector authorities, `/expert/` for experts; an application route for the role that applies
+(the package checks roles again, and the applicant, the decider and the drawn experts by
+account). How a request is checked, decoded and answered: `exchange.endpoint`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from exchange import (
     rest_points,
     rest_regulator,
 )
+from exchange import rest_registration as reg
 from exchange.endpoint import PUBLIC, SIGNED, Route, serve
 from exchange.instruments import Instrument
 from exchange.reports import OpenOrder
@@ -70,18 +73,48 @@ from exchange.rest_points import (
     UserPath,
     UserPoints,
 )
+from exchange.rest_registration import (
+    ExpertBody,
+    LabelPath,
+    LabelStatusBody,
+    MethodologyBody,
+    OpinionBody,
+    ProjectBody,
+    QueueQuery,
+    RegistrationBody,
+    RemovalBody,
+    ReportsBody,
+    ReviewBody,
+    ScenarioBody,
+    ScenarioQueueQuery,
+    SpecificationBody,
+)
 from exchange.rest_regulator import Issuance, NewMethodology, NewProject
 from offsets.applications import Application, IssuedCertificate
 from offsets.disclosure import Disclosure
 from offsets.retirement import Retired
 from offsets.rules import Published
 from offsets.surrender import Position, Surrendered, VerifiedEmissions
+from registration.values import (
+    Expert,
+    Label,
+    LabelEntry,
+    MethodologyEntry,
+    PoolEntry,
+    SpecificationEntry,
+    Submission,
+)
 from settlement.points import BatchDone, PointIssuance, PointsRule, Pool
 from settlement.values import Account, Block, CashMoved, Methodology, Project, Role
 
 OPERATOR, REGULATOR, COMPLIANCE = Role.OPERATOR, Role.REGULATOR, Role.COMPLIANCE_ENTITY
 AGGREGATOR = Role.AGGREGATOR
+PARTICIPANT, EXPERT = Role.PARTICIPANT, Role.EXPERT
+SCENARIO_OPERATOR, SECTOR_AUTHORITY = Role.SCENARIO_OPERATOR, Role.SECTOR_AUTHORITY
 BOOK = "/api/v1/operator/instruments/{symbol}"
+APPLICATIONS = "/api/v1/applications"
+REVIEWING = "/api/v1/regulator/applications/{application_id}"
+EVALUATING = "/api/v1/sector-authority/applications/{application_id}"
 
 ROUTES = (
     Route(
@@ -488,6 +521,232 @@ ROUTES = (
         list[Monthly],
         PUBLIC,
         "Points issued, distributed and cancelled by aggregator and month",
+    ),
+    Route(
+        "POST",
+        f"{APPLICATIONS}/methodologies",
+        reg.submit_methodology,
+        Submission,
+        SIGNED,
+        "Apply to register a methodology (or resubmit a rejected application)",
+        body=MethodologyBody,
+    ),
+    Route(
+        "POST",
+        f"{APPLICATIONS}/projects",
+        reg.submit_project,
+        Submission,
+        PARTICIPANT,
+        "Apply to register a project and its reductions (or resubmit)",
+        body=ProjectBody,
+    ),
+    Route(
+        "POST",
+        f"{APPLICATIONS}/scenarios",
+        reg.submit_scenario,
+        Submission,
+        SCENARIO_OPERATOR,
+        "Apply for a low-carbon scenario label (or resubmit)",
+        body=ScenarioBody,
+    ),
+    Route(
+        "POST",
+        f"{APPLICATIONS}/scenario-specifications",
+        reg.submit_specification,
+        Submission,
+        SECTOR_AUTHORITY,
+        "Submit a scenario evaluation specification for a sector (or resubmit)",
+        body=SpecificationBody,
+    ),
+    Route(
+        "POST",
+        f"{APPLICATIONS}/{{application_id}}/reports",
+        reg.attach_reports,
+        Submission,
+        PARTICIPANT,
+        "Attach third-party validation and verification reports to a project application",
+        body=ReportsBody,
+        params=ApplicationPath,
+    ),
+    Route(
+        "GET",
+        APPLICATIONS,
+        reg.mine,
+        list[Submission],
+        SIGNED,
+        "The caller's registration applications, every version",
+    ),
+    Route(
+        "GET",
+        f"{APPLICATIONS}/{{application_id}}",
+        reg.application_versions,
+        list[Submission],
+        SIGNED,
+        "Every version of an application, as far as the caller may see it",
+        params=ApplicationPath,
+    ),
+    Route(
+        "POST",
+        "/api/v1/regulator/experts",
+        reg.add_expert,
+        Expert,
+        REGULATOR,
+        "Add an expert to the pool",
+        body=ExpertBody,
+    ),
+    Route(
+        "POST",
+        "/api/v1/regulator/experts/{account_id}/removal",
+        reg.remove_expert,
+        Expert,
+        REGULATOR,
+        "Remove an expert from the pool",
+        body=RemovalBody,
+        params=AccountPath,
+    ),
+    Route(
+        "GET",
+        "/api/v1/regulator/experts",
+        reg.experts,
+        list[Expert],
+        REGULATOR,
+        "Everyone ever in the expert pool",
+    ),
+    Route(
+        "GET",
+        "/api/v1/regulator/applications",
+        reg.regulator_queue,
+        list[Submission],
+        REGULATOR,
+        "Registration applications by kind and state (the queue)",
+        query=QueueQuery,
+    ),
+    Route(
+        "POST",
+        f"{REVIEWING}/review",
+        reg.regulator_review,
+        Submission,
+        REGULATOR,
+        "Start the review: draw the experts, seeded and recorded",
+        body=ReviewBody,
+        params=ApplicationPath,
+    ),
+    Route(
+        "POST",
+        f"{REVIEWING}/decision",
+        reg.regulator_decision,
+        Submission,
+        REGULATOR,
+        "Approve, or reject with a reason, after every opinion",
+        body=Decision,
+        params=ApplicationPath,
+    ),
+    Route(
+        "POST",
+        f"{REVIEWING}/registration",
+        reg.register,
+        Submission,
+        REGULATOR,
+        "Register an approved application (a scenario: grant its label)",
+        body=RegistrationBody,
+        params=ApplicationPath,
+    ),
+    Route(
+        "GET",
+        "/api/v1/sector-authority/applications",
+        reg.scenario_queue,
+        list[Submission],
+        SECTOR_AUTHORITY,
+        "The scenario applications the caller decides",
+        query=ScenarioQueueQuery,
+    ),
+    Route(
+        "POST",
+        f"{EVALUATING}/review",
+        reg.scenario_review,
+        Submission,
+        SECTOR_AUTHORITY,
+        "Start a scenario's evaluation: draw the experts, seeded and recorded",
+        body=ReviewBody,
+        params=ApplicationPath,
+    ),
+    Route(
+        "POST",
+        f"{EVALUATING}/decision",
+        reg.scenario_decision,
+        Submission,
+        SECTOR_AUTHORITY,
+        "Pass, or fail with a reason, a scenario's evaluation",
+        body=Decision,
+        params=ApplicationPath,
+    ),
+    Route(
+        "GET",
+        "/api/v1/sector-authority/labels",
+        reg.labels,
+        list[Label],
+        SECTOR_AUTHORITY,
+        "The labels of the caller's sectors, with their history",
+    ),
+    Route(
+        "POST",
+        "/api/v1/sector-authority/labels/{label_id}/status",
+        reg.label_status,
+        Label,
+        SECTOR_AUTHORITY,
+        "Suspend, reinstate or withdraw a label, with a reason",
+        body=LabelStatusBody,
+        params=LabelPath,
+    ),
+    Route(
+        "GET",
+        "/api/v1/expert/reviews",
+        reg.reviews,
+        list[Submission],
+        EXPERT,
+        "What the caller was drawn to review",
+    ),
+    Route(
+        "POST",
+        "/api/v1/expert/reviews/{application_id}/opinion",
+        reg.give_opinion,
+        Submission,
+        EXPERT,
+        "Give the caller's opinion on an application it was drawn for",
+        body=OpinionBody,
+        params=ApplicationPath,
+    ),
+    Route(
+        "GET",
+        "/api/v1/public/methodologies",
+        reg.public_methodologies,
+        list[MethodologyEntry],
+        PUBLIC,
+        "Registered methodologies, with their texts",
+    ),
+    Route(
+        "GET",
+        "/api/v1/public/scenario-specifications",
+        reg.public_specifications,
+        list[SpecificationEntry],
+        PUBLIC,
+        "Registered scenario evaluation specifications",
+    ),
+    Route(
+        "GET",
+        "/api/v1/public/scenarios",
+        reg.public_scenarios,
+        list[LabelEntry],
+        PUBLIC,
+        "Low-carbon scenario labels and whether each is in force",
+    ),
+    Route(
+        "GET",
+        "/api/v1/public/experts",
+        reg.public_experts,
+        list[PoolEntry],
+        PUBLIC,
+        "The expert pool",
     ),
 )
 

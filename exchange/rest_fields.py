@@ -16,6 +16,8 @@ from settlement.registry import FIRST_VINTAGE, LAST_VINTAGE
 Code = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{1,16}$")]
 """A methodology or project code, as the registry takes it."""
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+LongText = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
+"""A document's text: a methodology, its notes, a specification, an expert's opinion."""
 Vintage = Annotated[int, msgspec.Meta(ge=FIRST_VINTAGE, le=LAST_VINTAGE)]
 FeeBp = Annotated[int, msgspec.Meta(ge=0, le=MAX_FEE_BP)]
 Tonnes = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]

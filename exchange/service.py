@@ -42,6 +42,7 @@ from exchange.snapshots import EVERY_ENTRIES, ExchangeSnapshot, Snapshots
 from matching import Event, Rejected
 from offsets.registry import OffsetRegistry
 from offsets.signing import PlatformKey
+from registration.desk import RegistrationDesk
 from settlement.database import Database
 from settlement.ledger import Ledger
 from settlement.values import (
@@ -82,6 +83,7 @@ class Exchange:
         self.metrics = metrics = Metrics()
         self.ledger = Ledger(database)
         self.offsets = OffsetRegistry(self.ledger)
+        self.registration = RegistrationDesk(self.ledger)
         self.certifier: Certifier | None = None  # set by whoever serves it (it knows the address)
         self.feed = BatchBuilder()
         self.journal = Journal(database.pool, on_commit=metrics.journal_written)

@@ -1,8 +1,10 @@
 """Public disclosure (Art. 27): what was registered, issued, traded, surrendered and retired, by
-vintage and methodology, and each year's offset rules and the use of its cap.
+vintage and methodology, each year's offset rules and the use of its cap, the low-carbon
+scenario list and the expert pool list.
 
-Only aggregates and what the registry publishes anyway (methodologies, projects, their owners'
-registered names are not included); no account's holdings or identity appear here.
+Only aggregates and what the registers publish anyway (methodologies, projects — their owners'
+registered names are not included —, scenario labels with their operators, the experts in the
+pool); no account's holdings or identity appear here.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import datetime as dt
 
 import msgspec
 
+from offsets.certificate import SHANGHAI
 from offsets.rules import Published, history
+from registration import experts, scenarios
+from registration.values import LabelEntry, PoolEntry
 from settlement.connection import Connection
 
 
@@ -53,6 +58,8 @@ class Disclosure(msgspec.Struct, frozen=True):
     projects: list[ProjectEntry]
     flows: list[Flow]
     years: list[YearUse]
+    scenarios: list[LabelEntry] = []  # every label, in force on the day of `as_of` or not
+    experts: list[PoolEntry] = []
 
 
 _FLOWS = """
@@ -102,4 +109,6 @@ async def disclosure(conn: Connection) -> Disclosure:
         versions = [p for p in published if p.rules.year == year]
         years.append(YearUse(year, versions, versions[-1].rules.total_cap_t, used.get(year, 0)))
     now = await conn.fetchval("SELECT now()")
-    return Disclosure(now, methodologies, projects, flows, years)
+    labels = await scenarios.published(conn, now.astimezone(SHANGHAI).date())
+    pool = await experts.published(conn)
+    return Disclosure(now, methodologies, projects, flows, years, labels, pool)

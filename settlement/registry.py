@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 
 import asyncpg
 
@@ -22,6 +23,7 @@ from settlement.values import (
     Methodology,
     Project,
     Role,
+    Scheme,
     SchemeRegistration,
 )
 
@@ -86,11 +88,7 @@ async def register_project(
                 ErrorCode.MALFORMED_PERIOD,
                 f"{other.scheme} registration {other.first_year}..{other.last_year}",
             )
-    if not await conn.fetchval("SELECT 1 FROM methodologies WHERE code = $1", project.methodology):
-        raise LedgerError(
-            ErrorCode.METHODOLOGY_NOT_REGISTERED,
-            f"methodology {project.methodology!r} is not registered",
-        )
+    await get_methodology(conn, project.methodology)
     inserted = await conn.fetchval(
         "INSERT INTO projects (code, owner_id, methodology, region, txn_id)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING code",
@@ -116,6 +114,30 @@ async def register_project(
             ErrorCode.MALFORMED_PERIOD, "a scheme registration is listed twice"
         ) from None
     return project
+
+
+async def get_methodology(conn: Connection, code: str) -> Methodology:
+    """The registered methodology `code`: only these back projects (Art. 9)."""
+    row = await conn.fetchrow("SELECT code, name, sector FROM methodologies WHERE code = $1", code)
+    if row is None:
+        raise LedgerError(
+            ErrorCode.METHODOLOGY_NOT_REGISTERED, f"methodology {code!r} is not registered"
+        )
+    return Methodology(row["code"], row["name"], row["sector"])
+
+
+def require_not_registered_elsewhere(
+    project_code: str, others: Iterable[SchemeRegistration], vintage: int
+) -> None:
+    """Refuse reductions of `vintage` that another scheme covers (Art. 22: never issued twice)."""
+    for other in others:
+        if other.first_year <= vintage <= other.last_year:
+            raise LedgerError(
+                ErrorCode.PROJECT_REGISTERED_UNDER_OTHER_SCHEME,
+                f"project {project_code} is registered under {other.scheme} for"
+                f" {other.first_year}..{other.last_year}; vintage {vintage} cannot be issued"
+                " again (Art. 22)",
+            )
 
 
 async def get_project(conn: Connection, code: str) -> Project:
@@ -168,19 +190,14 @@ async def issue(
         raise LedgerError(ErrorCode.PROJECT_NOT_FOUND, f"no project {project_code!r}")
     owner_id = row["owner_id"]
     require_role(await lock_accounts(conn, [owner_id]), owner_id, HOLDER_ROLES, "receive CERs")
-    other = await conn.fetchrow(
-        "SELECT scheme, first_year, last_year FROM project_schemes"
-        " WHERE project = $1 AND first_year <= $2 AND $2 <= last_year LIMIT 1",
+    others = await conn.fetch(
+        "SELECT scheme, first_year, last_year FROM project_schemes WHERE project = $1"
+        " ORDER BY scheme, first_year",
         project_code,
-        vintage,
     )
-    if other is not None:
-        raise LedgerError(
-            ErrorCode.PROJECT_REGISTERED_UNDER_OTHER_SCHEME,
-            f"project {project_code} is registered under {other['scheme']} for"
-            f" {other['first_year']}..{other['last_year']}; vintage {vintage} cannot be issued"
-            " again (Art. 22)",
-        )
+    require_not_registered_elsewhere(
+        project_code, (SchemeRegistration(Scheme(o[0]), o[1], o[2]) for o in others), vintage
+    )
     earlier = await conn.fetchval(
         "SELECT block_id FROM blocks WHERE project = $1"
         " AND period_start <= $3 AND $2 <= period_end LIMIT 1",

@@ -1,5 +1,6 @@
 """Exchange fixtures: a database, a market made before the exchange opens, the exchange, a
-real server for it on loopback, and a REST client with an operator's and a regulator's keys."""
+real server for it on loopback, and a REST client with an operator's and a regulator's keys.
+After each test the registration audit and the ledger's must pass."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from exchange.server import build_app
 from exchange.service import Certifier, Exchange
 from matching import InstrumentRules
 from offsets.signing import PlatformKey
+from registration.desk import RegistrationDesk
 from settlement.database import Database
 from settlement.ledger import Ledger
 from settlement.values import CerFilter
@@ -34,7 +36,9 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     database = await Database.open(database_url, min_size=2, max_size=8)
     try:
         yield database
-        await Ledger(database).check()
+        ledger = Ledger(database)
+        await RegistrationDesk(ledger).check()
+        await ledger.check()
     finally:
         database.pool.terminate()
 

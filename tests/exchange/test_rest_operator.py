@@ -44,7 +44,12 @@ def refused(got: tuple[int, Any]) -> tuple[int, str]:
 
 def path_of(template: str, account_id: int) -> str:
     return template.format(
-        symbol=SYMBOL, account_id=account_id, application_id=1, year=2030, user_ref="u1"
+        symbol=SYMBOL,
+        account_id=account_id,
+        application_id=1,
+        year=2030,
+        user_ref="u1",
+        label_id="SZLCS-2030-000001",
     )
 
 
@@ -58,6 +63,10 @@ async def test_every_staff_route_refuses_every_other_role(
         Role.REGULATOR: (trader_key, team.operator),
         Role.COMPLIANCE_ENTITY: (trader_key, team.operator),
         Role.AGGREGATOR: (trader_key, team.regulator),
+        Role.PARTICIPANT: (trader_key, team.regulator),
+        Role.SCENARIO_OPERATOR: (trader_key, team.regulator),
+        Role.SECTOR_AUTHORITY: (trader_key, team.regulator),
+        Role.EXPERT: (trader_key, team.regulator),
     }
     checked = 0
     for route in ROUTES:
@@ -65,8 +74,9 @@ async def test_every_staff_route_refuses_every_other_role(
             got = await rest.send(route.method, path_of(route.path, trader), {}, key, {})
             assert refused(got) == (403, "AUTH_FORBIDDEN"), route.name
             checked += 1
-    # operator, regulator, compliance-entity and aggregator routes
-    assert checked == 2 * (11 + 9 + 4 + 5)
+    # the operator's, the regulator's, and those of compliance entities, aggregators,
+    # participants, scenario operators, sector authorities and experts
+    assert checked == 2 * (11 + 16 + 4 + 5 + 2 + 1 + 6 + 2)
 
 
 async def test_a_write_needs_a_well_formed_idempotency_key(rest: Rest, team: Staff) -> None:
