@@ -264,6 +264,24 @@ class Client:
             raise Refused(error.code, error.msg, error.retry_after_ms)
         return answer.result
 
+    async def rest_post(self, path: str, body: Any, idempotency_key: str | None = None) -> Any:
+        """POST `body` (as JSON) to a signed REST path with the login's key; its result. The
+        write is recorded under `idempotency_key` (a fresh one if none): sending it again with
+        the same key changes nothing and answers the same."""
+        if self._key is None:
+            raise ClientError("log in first: REST requests are signed with the login's key")
+        url = self._rest_base.with_path(path)
+        data = _encode(body)
+        headers = rest_headers(*self._key, HttpRequest("POST", url.raw_path_qs, data))
+        headers["Idempotency-Key"] = idempotency_key or secrets.token_hex(16)
+        headers["Content-Type"] = "application/json"
+        async with self._http.post(url, data=data, headers=headers) as response:
+            answer = _reply(await response.read())
+        if answer.error is not None:
+            error = answer.error
+            raise Refused(error.code, error.msg, error.retry_after_ms)
+        return answer.result
+
     # -- pushed messages -----------------------------------------------------------------------
 
     async def receive(self) -> Push:

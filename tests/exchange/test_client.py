@@ -17,6 +17,7 @@ from exchange.service import Exchange
 from matching import Side
 from tests.exchange.conftest import Market, make_key
 from tests.exchange.market import SYMBOL
+from tests.exchange.rest_client import Staff
 
 
 async def test_a_client_that_reads_too_little_drops_the_oldest_and_a_mirror_resyncs(
@@ -69,3 +70,26 @@ async def test_heartbeats_are_absorbed_and_balances_delivered(
             await client.amend(SYMBOL, 10**6, order_id=order_id)
         assert refused.value.code == "INSUFFICIENT_HOLDINGS"
         assert await client.cancel(SYMBOL, order_id=order_id) == order_id
+
+
+async def test_signed_rest_writes_and_reads(
+    exchange: Exchange, server: TestServer, market: Market, team: Staff
+) -> None:
+    (_, seller), _ = market
+    url = server.make_url("/ws")
+    operator = team.operator
+    async with connect(url, operator.key_id, operator.secret) as client:
+        body = {"account_id": seller, "amount_fen": 1_234}
+        first = await client.rest_post("/api/v1/operator/deposits", body, "client-deposit-1")
+        again = await client.rest_post("/api/v1/operator/deposits", body, "client-deposit-1")
+        assert first == again and first["amount_fen"] == 1_234
+        with pytest.raises(Refused) as refused:
+            await client.rest_post("/api/v1/regulator/offset-rules", {"year": 2030})
+        assert refused.value.code == "AUTH_FORBIDDEN"
+    key = await make_key(exchange, seller)
+    async with connect(url, key.key_id, key.secret) as client:
+        account = await client.rest_get("/api/v1/account")
+        assert (
+            account["ledger"]["available_fen"]
+            == (await exchange.ledger.balance(seller)).available_fen
+        )
