@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -241,3 +242,26 @@ async def check_offsets(database: Database, heard: Heard) -> list[str]:
             f" {wrong_applications[:SHOWN]}"
         )
     return problems
+
+
+async def check_everything(
+    ws_url: str, database_url: str, heard: Heard, say: Callable[[str], None]
+) -> list[tuple[str, list[str]]]:
+    """Every check against the server at `ws_url` and its database, which must not be trading
+    meanwhile; each check's name and problems."""
+    database = await Database.open(database_url, min_size=1, max_size=2)
+    try:
+        started = time.perf_counter()
+        replayed = await replay(database)
+        say(
+            f"replayed   {len(replayed.entries):,} journal entries, {len(replayed.trades):,}"
+            f" trades, in {time.perf_counter() - started:.1f} s"
+        )
+        return [
+            ("what clients were told is journaled, once", check_heard(replayed, heard)),
+            ("the served books equal the journal's", await check_served(ws_url, replayed)),
+            ("each trade settled once; the audit holds", await check_ledger(database, replayed)),
+            ("surrenders, retirements, applications", await check_offsets(database, heard)),
+        ]
+    finally:
+        await database.close()
