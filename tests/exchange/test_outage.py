@@ -1,0 +1,89 @@
+"""The database goes away under a running exchange and comes back: meanwhile every request is
+refused cleanly — orders with JOURNAL_UNAVAILABLE, reads with DATABASE_UNAVAILABLE, both 503
+with a time to retry — and afterwards the exchange carries on by itself, journal included.
+
+On a private PostgreSQL of the test's own (`load.postgres.private`), since stopping the shared
+server would take every other test's database with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from exchange.client import Refused, connect
+from exchange.server import build_app
+from load import postgres
+from matching import Side
+from settlement.database import Database
+from settlement.ledger import Ledger
+from tests.exchange.conftest import make_key, open_exchange
+from tests.exchange.market import SYMBOL, accounts
+from tests.exchange.rest_client import Rest
+
+BACK_S = 30
+
+
+async def eventually(attempt: Callable[[], Awaitable[bool]]) -> None:
+    deadline = time.monotonic() + BACK_S
+    while not await attempt():
+        assert time.monotonic() < deadline, f"not back within {BACK_S} s"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_database_restart_is_refused_cleanly_then_trading_carries_on() -> None:
+    async with postgres.private(lambda _line: None) as server:
+        database = await Database.open(server.url, min_size=1, max_size=4)
+        try:
+            _, (buyer, _) = await accounts(Ledger(database), "outage")
+            exchange = await open_exchange(database)
+            site = TestServer(build_app(exchange), host="127.0.0.1")
+            await site.start_server()
+            key = await make_key(exchange, buyer)
+            try:
+                async with (
+                    aiohttp.ClientSession() as http,
+                    connect(site.make_url("/ws"), key.key_id, key.secret) as client,
+                ):
+                    rest = Rest(site, http)
+                    await client.new_order(SYMBOL, "before", Side.BUY, 1, 4_900)
+                    await server.stop()
+
+                    status, body = await rest.get("/api/v1/account", key)
+                    assert (status, body["error"]["code"]) == (503, "DATABASE_UNAVAILABLE")
+                    assert body["error"]["retry_after_ms"] > 0
+                    try:
+                        await client.new_order(SYMBOL, "during", Side.BUY, 1, 4_900)
+                        raise AssertionError("an order was acknowledged with no database")
+                    except Refused as refused:
+                        assert refused.code == "JOURNAL_UNAVAILABLE"
+                        assert refused.retry_after_ms
+
+                    await server.start()
+
+                    async def read() -> bool:
+                        return (await rest.get("/api/v1/account", key))[0] == 200
+
+                    async def order() -> bool:
+                        try:
+                            await client.new_order(SYMBOL, "after", Side.BUY, 1, 4_900)
+                        except Refused as refused:
+                            assert refused.code == "JOURNAL_UNAVAILABLE"
+                            return False
+                        return True
+
+                    await eventually(read)
+                    await eventually(order)
+                    status, body = await rest.get("/api/v1/orders", key)
+                    assert status == 200
+                    assert {o["cl_ord_id"] for o in body["result"]} == {"before", "after"}
+            finally:
+                await site.close()
+                await exchange.close()
+            await Ledger(database).check()
+        finally:
+            await database.close()
