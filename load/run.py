@@ -39,7 +39,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.matching import say
-from load.cast import save
+from load.cast import Cast, save
 from load.driver import swarm
 from load.provision import Counts, provision
 from load.report import SwarmReport, codes, print_report
@@ -69,14 +69,15 @@ def seconds(text: str) -> float:
     return float(m[1]) * {"": 1, "s": 1, "m": 60, "h": 3_600}[m[2]]
 
 
-async def set_up(found: Target, counts: Counts, seed: int, folder: Path) -> Path:
+async def set_up(found: Target, counts: Counts, seed: int, folder: Path) -> tuple[Cast, Path]:
+    """Set the market up for `counts` users; the cast, and the file it is written to."""
     async with aiohttp.ClientSession() as http:
         cast = await provision(
             Rest(http, found.http_url), found.operator, found.regulator, counts, seed, say
         )
     path = folder / "cast.json"
     save(cast, path)
-    return path
+    return cast, path
 
 
 async def server_figures(found: Target) -> None:
@@ -121,7 +122,7 @@ async def run(args: argparse.Namespace) -> int:
     ) as found:
         say(f"exchange   {found.ws_url}")
         with tempfile.TemporaryDirectory(prefix="cerx-load-") as folder:
-            cast_path = await set_up(found, counts, args.seed, Path(folder))
+            _, cast_path = await set_up(found, counts, args.seed, Path(folder))
             async with swarm(cast_path, counts, say, args.every) as users:
                 await asyncio.sleep(args.duration)
                 report = await users.stop()
