@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-quick clean
+.PHONY: run test lint format bench bench-quick load crash clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy --strict matching settlement exchange offsets
+	$(PY) -m mypy --strict matching settlement exchange offsets load
 
 test: lint
 	$(PY) -m pytest
@@ -33,6 +33,12 @@ bench: $(STAMP)
 	$(PY) -m bench.exchange
 	$(PY) -m bench.offsets
 	$(PY) -m pytest bench --benchmark-enable -p no:cacheprovider
+
+load: $(STAMP)
+	$(PY) -m load.run --users 50 --duration 60s
+
+crash: $(STAMP)
+	$(PY) -m load.crash --rounds 9
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks

@@ -1,5 +1,10 @@
 """What the users of one locust process share: the cast, the next account of each kind, what
-they heard from the server, and a gate that pauses them all.
+they heard from the server, a copy of each book, and a gate that pauses them all.
+
+Every trader's session hears the same book messages; each session checks its own stream's
+numbers (a gap: it subscribes again), and one copy of each book per process is brought on by
+whichever session delivers the next number first, and checked against its checksum once. Keeping
+a copy per session as well would only spend the load generator's processor on the same sums.
 
 The crash campaign pauses the crowd so that it can compare the server with its journal while
 nothing trades: `pause` closes the gate and returns once no user is inside an action; users
@@ -16,6 +21,8 @@ from contextlib import contextmanager
 import gevent
 import gevent.event
 
+from exchange.book_mirror import MirroredBook
+from exchange.market_data import BookDelta, BookSnapshot
 from load.cast import Cast, base36
 from load.cast import load as load_cast
 from load.verify import Heard
@@ -34,6 +41,7 @@ class Crowd:
         self._busy = 0
         self._idle = gevent.event.Event()
         self._idle.set()
+        self.books: dict[str, MirroredBook] = {}
 
     def take(self, kind: str) -> int:
         """The number of the next user of `kind`, from 0."""
@@ -61,6 +69,25 @@ class Crowd:
 
     def resume(self) -> None:
         self._open.set()
+
+    def mirror(self, message: BookSnapshot | BookDelta) -> MirroredBook:
+        """The process's copy of the message's book, brought up to date by it if it is the
+        next; its checksum checked against the message's once per message number."""
+        book = self.books.get(message.channel)
+        if book is None:
+            book = self.books[message.channel] = MirroredBook(message.channel)
+        if isinstance(message, BookSnapshot):
+            if book.synced and message.seq <= book.seq:
+                return book  # older than what the copy has: another session brought it on
+            book.reset(message)
+        elif book.synced and message.seq == book.seq + 1:
+            book.update(message)
+        else:
+            return book  # already applied, or ahead: the session that has the next brings it on
+        if book.checksum() != message.checksum:
+            self.heard.problems.append(f"{message.channel} #{message.seq}: a wrong checksum")
+            book.synced = False
+        return book
 
     def saw(self, table: dict[tuple[str, int], int], channel: str, seq: int, value: int) -> None:
         """Note a numbered market-data message; two different ones under one number is wrong."""

@@ -79,5 +79,5 @@ def print_report(report: SwarmReport, say: Callable[[str], None]) -> None:
         f" {sum(heard.amends.values()):,} amends and {len(heard.fills):,} fills acknowledged;"
         f" {len(heard.book):,} book messages, {len(heard.prints):,} trade prints;"
         f" {len(heard.surrenders):,} surrenders, {len(heard.retirements):,} retirements,"
-        f" {len(heard.applications):,} certificate applications"
+        f" {len(heard.applications):,} certificate applications; {heard.resyncs:,} book resyncs"
     )

@@ -3,10 +3,10 @@ places, amends and cancels limit orders around the book's mid; when one of its o
 often turns the position round at once, selling what it just bought (so it sells tonnes that
 exist for it only through trades not yet settled) or buying back what it sold.
 
-A trader keeps its own copy of the book from the snapshot and the numbered deltas
-(`exchange.book_mirror.MirroredBook`), subscribes again on a gap or a checksum it cannot
-reproduce, and notes as a problem a snapshot numbered below what it saw before: after a
-reconnect a book's numbers must carry on, never go back. When its connection goes (a server
+A trader follows the book from the snapshot and the numbered deltas, subscribes again on a gap,
+and notes as a problem a snapshot numbered below what it saw before: after a reconnect a book's
+numbers must carry on, never go back. The copy of the book it prices from, checked against the
+checksums, is the crowd's (`load.crowd`). When its connection goes (a server
 killed mid-run) it reconnects with a growing pause, sends again every order whose reply it never
 had, under the same client order id (the exchange returns the first order's id, or enters it now,
 never twice), and reads its open orders over REST to know where it stands.
@@ -69,7 +69,8 @@ class Trader(User):
         self.rng = random.Random(f"{cast.seed}/trader/{self.number}")
         self.symbol = cast.symbol
         self.channels = [f"book:{self.symbol}", f"trades:{self.symbol}"]
-        self.book = MirroredBook(self.channels[0])
+        self.book = MirroredBook(self.channels[0])  # the crowd's, once a snapshot is heard
+        self.book_seq: int | None = None  # the last book number of this connection, if in order
         self.seen_seq = 0  # the highest book number heard, across connections
         self.live: dict[int, Resting] = {}
         self.unsure: dict[str, dict[str, Any]] = {}  # client order id → order sent, no reply
@@ -266,21 +267,21 @@ class Trader(User):
                         f"{message.channel}: a snapshot numbered {message.seq} after"
                         f" {self.seen_seq} was heard"
                     )
-                self.book.reset(message)
                 self.seen_seq = max(self.seen_seq, message.seq)
-                if self.book.checksum() != message.checksum:
-                    heard.problems.append(f"{message.channel} #{message.seq}: bad checksum")
+                self.book_seq = message.seq
+                self.book = self.crowd.mirror(message)
             case BookDelta():
                 self.crowd.saw(heard.book, message.channel, message.seq, message.checksum)
                 self.seen_seq = max(self.seen_seq, message.seq)
-                if not self.book.synced:
+                if self.book_seq is None:
+                    return  # waiting for the snapshot
+                if message.seq != self.book_seq + 1:
+                    self.book_seq = None
+                    heard.resyncs += 1
+                    gevent.spawn(self.resubscribe)
                     return
-                if message.seq == self.book.seq + 1:
-                    self.book.update(message)
-                    if self.book.checksum() == message.checksum:
-                        return
-                self.book.synced = False
-                gevent.spawn(self.resubscribe)
+                self.book_seq = message.seq
+                self.crowd.mirror(message)
             case TradePrint():
                 self.crowd.saw(heard.prints, message.channel, message.seq, message.trade_id)
             case ExecutionReport():

@@ -55,6 +55,7 @@ class Heard(msgspec.Struct):
     retirements: dict[int, int] = {}  # retirement id → tonnes
     applications: dict[int, tuple[int, ...]] = {}  # application id → its retirements
     problems: list[str] = []  # what a client caught itself: a number going back, say
+    resyncs: int = 0  # fresh snapshots asked for after a gap in a book's numbers
 
     def merge(self, other: Heard) -> None:
         self.orders.update(other.orders)
@@ -73,6 +74,7 @@ class Heard(msgspec.Struct):
         self.retirements.update(other.retirements)
         self.applications.update(other.applications)
         self.problems.extend(other.problems)
+        self.resyncs += other.resyncs
 
 
 encode_heard = msgspec.msgpack.Encoder().encode

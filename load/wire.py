@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,57 @@ WAIT_CODES = frozenset({"EXCHANGE_NOT_READY", "JOURNAL_UNAVAILABLE", "SETTLEMENT
 
 class Lost(Exception):  # noqa: N818 - an outcome to handle, as `exchange.client.Refused`
     """The connection went before the reply came: the request may or may not have been taken."""
+
+
+class _Frames:
+    """The server's frames, read from the socket in large chunks. websocket-client reads each
+    frame's header and payload in small reads of their own: under a busy book those reads cost
+    the load generator more than the rest of a trader together. Control frames come back as
+    they are (a ping is the caller's to answer); a fragmented message comes back whole."""
+
+    CHUNK = 65_536
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buffer = bytearray()
+        self._at = 0
+
+    def _have(self, size: int) -> None:
+        while len(self._buffer) - self._at < size:
+            chunk = self._sock.recv(self.CHUNK)
+            if not chunk:
+                raise websocket.WebSocketConnectionClosedException("the server closed")
+            self._buffer += chunk
+
+    def _frame(self) -> tuple[bool, int, bytes]:
+        self._have(2)
+        first, second = self._buffer[self._at], self._buffer[self._at + 1]
+        size, header = second & 0x7F, 2
+        if size == 126:
+            self._have(4)
+            size, header = int.from_bytes(self._buffer[self._at + 2 : self._at + 4]), 4
+        elif size == 127:
+            self._have(10)
+            size, header = int.from_bytes(self._buffer[self._at + 2 : self._at + 10]), 10
+        if second & 0x80:
+            raise websocket.WebSocketProtocolException("a masked frame from the server")
+        self._have(header + size)
+        start = self._at + header
+        payload = bytes(self._buffer[start : start + size])
+        self._at = start + size
+        if self._at > self.CHUNK:  # drop what has been read, now and then
+            del self._buffer[: self._at]
+            self._at = 0
+        return bool(first & 0x80), first & 0x0F, payload
+
+    def next(self) -> tuple[int, bytes]:
+        """The next message's opcode and payload."""
+        fin, opcode, payload = self._frame()
+        parts = [payload]
+        while not fin:
+            fin, _, more = self._frame()
+            parts.append(more)
+        return opcode, b"".join(parts)
 
 
 class _Error(msgspec.Struct):
@@ -164,11 +216,16 @@ class WsSession:
 
     def _read(self, ws: websocket.WebSocket) -> None:
         try:
+            if ws.sock is None:
+                return  # closed before the reader started
+            frames = _Frames(ws.sock)
             while True:
-                opcode, data = ws.recv_data()
+                opcode, data = frames.next()
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     break
-                if opcode in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT):
+                if opcode == websocket.ABNF.OPCODE_PING:
+                    ws.pong(data)
+                elif opcode in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT):
                     self._dispatch(data)
         except (OSError, websocket.WebSocketException):
             pass  # the link is gone, or being closed: the waiters learn it below
@@ -177,12 +234,16 @@ class WsSession:
             self._fail_pending()
 
     def _dispatch(self, data: bytes) -> None:
-        answer = _reply(data)
-        if answer.type is None:
-            waiter = self._pending.get(answer.req_id) if isinstance(answer.req_id, int) else None
-            if waiter is not None:
-                waiter.set(answer)
-            return
+        # the server writes a pushed message's tag first: most frames are decoded once
+        if not data.startswith(b'{"type":'):
+            answer = _reply(data)
+            if answer.type is None:
+                waiter = (
+                    self._pending.get(answer.req_id) if isinstance(answer.req_id, int) else None
+                )
+                if waiter is not None:
+                    waiter.set(answer)
+                return
         message = _push(data)
         if not isinstance(message, Heartbeat):
             self.on_push(message)
