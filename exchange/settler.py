@@ -34,6 +34,9 @@ UNREACHABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.ConnectionDoesNotExistError,
+    # what a pooled connection whose session the server ended (a restart) raises on its next
+    # use, with its protocol left mid-operation: asyncpg's "cannot switch to state 12"
+    asyncpg.InternalClientError,
 )
 """What a database outage raises: worth waiting out, unlike a refusal."""
 
