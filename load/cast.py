@@ -14,6 +14,8 @@ from pathlib import Path
 import msgspec
 
 CAST_VARIABLE = "CERX_LOAD_CAST"
+OPERATOR_KEY_VARIABLE = "CERX_LOAD_OPERATOR_KEY"
+REGULATOR_KEY_VARIABLE = "CERX_LOAD_REGULATOR_KEY"
 
 
 class Key(msgspec.Struct, frozen=True):
@@ -26,6 +28,14 @@ class Key(msgspec.Struct, frozen=True):
     @property
     def secret(self) -> bytes:
         return bytes.fromhex(self.secret_hex)
+
+
+def parse_key(text: str | None, what: str) -> Key:
+    """`KEY_ID:SECRET_HEX` as `cerx serve --demo` prints them."""
+    key_id, _, secret_hex = (text or "").partition(":")
+    if not key_id or not secret_hex:
+        raise SystemExit(f"give the {what}'s API key as KEY_ID:SECRET_HEX")
+    return Key(0, key_id, secret_hex)
 
 
 class Cast(msgspec.Struct, frozen=True):

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import random
 import sys
 import tempfile
@@ -88,6 +89,7 @@ EXPECTED = frozenset(
 ACKS = 'cerx_requests_total{op="new_order",outcome="ok"}'
 TRADES = 'cerx_book_events_total{kind="trade"}'
 LAG = "cerx_settlement_lag_items"
+POOL_RECONNECTING = "Failed to restore the pool connection floor"
 
 
 @dataclass
@@ -124,6 +126,8 @@ class Campaign:
         self.database = database
         self.auctions = 0
         self.reported: set[str] = set()  # problems told in an earlier round
+        self.read = 0  # lines of the server's output looked at
+        self.logged: list[str] = []  # troubles a killed server logged
 
     async def metric(self, name: str) -> float:
         try:
@@ -184,8 +188,16 @@ class Campaign:
         await self.server.kill()
 
     async def restart(self) -> None:
+        self.logged += troubles(self.server.lines[self.read :])
         self.server = await start(self.command)
         self.found.server = self.server
+        self.read = 0
+
+    def server_troubles(self) -> list[str]:
+        """What the server logged that it should not have, since last asked."""
+        found = self.logged + troubles(self.server.lines[self.read :])
+        self.read, self.logged = len(self.server.lines), []
+        return found
 
     async def back(self, since: float) -> float:
         """Wait until orders are acknowledged again; the seconds since `since`."""
@@ -217,6 +229,7 @@ class Campaign:
         results = await check_everything(
             self.found.ws_url, self.found.database_url, report.heard, lambda _line: None
         )
+        results.append(("the server's log", self.server_troubles()))
         for name, problems in results:
             new = [f"{name}: {problem}" for problem in problems]
             outcome.problems += [problem for problem in new if problem not in self.reported]
@@ -261,6 +274,19 @@ class Campaign:
                 f"{code} {n}" for code, n in meanwhile.most_common(4)
             )
         return outcome
+
+
+def troubles(lines: list[str]) -> list[str]:
+    """What says the server met a bug or stopped settling: a logged exception, with the line
+    before it. Warnings are expected of a campaign (a retry, the database out of reach), and so is
+    the traceback asyncpg's pool logs when it cannot reconnect while PostgreSQL restarts."""
+    found = []
+    for before, line in itertools.pairwise(["", *lines]):
+        if "settlement stopped" in line:
+            found.append(line.strip())
+        elif line.startswith("Traceback") and not before.startswith(POOL_RECONNECTING):
+            found.append(f"{before.strip()} (a traceback)")
+    return found
 
 
 def print_table(outcomes: list[Outcome], log: Callable[[str], None] = say) -> None:

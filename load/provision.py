@@ -15,14 +15,29 @@ that has seen runs before takes nothing of theirs.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
+import os
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from load.cast import Cast, Key, base36
+import aiohttp
+
+from bench.matching import say
+from load.cast import (
+    OPERATOR_KEY_VARIABLE,
+    REGULATOR_KEY_VARIABLE,
+    Cast,
+    Key,
+    base36,
+    parse_key,
+    save,
+)
 from load.rest import Rest
 
 REFERENCE_PRICE_FEN = 5_000
@@ -197,3 +212,34 @@ async def provision(
         seed,
         operator,
     )
+
+
+async def _main(args: argparse.Namespace) -> None:
+    async with aiohttp.ClientSession() as http:
+        cast = await provision(
+            Rest(http, args.url.rstrip("/")),
+            parse_key(args.operator_key or os.environ.get(OPERATOR_KEY_VARIABLE), "operator"),
+            parse_key(args.regulator_key or os.environ.get(REGULATOR_KEY_VARIABLE), "regulator"),
+            Counts.of(args.users),
+            args.seed,
+            say,
+        )
+    save(cast, args.out)
+    say(f"cast       {args.out}: CERX_LOAD_CAST={args.out} locust -f load/locustfile.py")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Set a market up on the server at `--url` and write its cast, for locust's own runner."""
+    parser = argparse.ArgumentParser(prog="python -m load.provision", description=main.__doc__)
+    parser.add_argument("--url", required=True, help="the server, such as http://127.0.0.1:8080")
+    parser.add_argument("--operator-key", help="the operator's KEY_ID:SECRET_HEX")
+    parser.add_argument("--regulator-key", help="the regulator's KEY_ID:SECRET_HEX")
+    parser.add_argument("--users", type=int, default=20, help="users to set up for (20)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("cast.json"), help="(cast.json)")
+    asyncio.run(_main(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,11 +16,8 @@ from dataclasses import dataclass
 
 from bench.exchange import free_port
 from load import postgres
-from load.cast import Key
+from load.cast import OPERATOR_KEY_VARIABLE, REGULATOR_KEY_VARIABLE, Key, parse_key
 from load.process import ServerCommand, ServerProcess, running
-
-OPERATOR_KEY_VARIABLE = "CERX_LOAD_OPERATOR_KEY"
-REGULATOR_KEY_VARIABLE = "CERX_LOAD_REGULATOR_KEY"
 
 
 @dataclass
@@ -35,14 +32,6 @@ class Target:
     @property
     def ws_url(self) -> str:
         return self.http_url.replace("http", "ws", 1) + "/ws"
-
-
-def parse_key(text: str | None, what: str) -> Key:
-    """`KEY_ID:SECRET_HEX` as `cerx serve --demo` prints them."""
-    key_id, _, secret_hex = (text or "").partition(":")
-    if not key_id or not secret_hex:
-        raise SystemExit(f"give the {what}'s API key as KEY_ID:SECRET_HEX")
-    return Key(0, key_id, secret_hex)
 
 
 def demo_key(server: ServerProcess, name: str) -> Key:
