@@ -10,8 +10,22 @@ Each request is reported to locust under its kind (`new_order`, `account`, `surr
 each refusal under its stable code.
 """
 
+import os
+
+from load.cast import CAST_VARIABLE
+from load.crowd import crowd
 from load.holders import ComplianceEntity, Retiree
 from load.readers import Reader
 from load.traders import Trader
 
 __all__ = ["ComplianceEntity", "Reader", "Retiree", "Trader"]
+
+
+def _host_from_cast() -> None:
+    # locust takes every User class it finds among this module's names: no loop variable here
+    for user in (ComplianceEntity, Reader, Retiree, Trader):
+        user.host = crowd().cast.url
+
+
+if os.environ.get(CAST_VARIABLE):  # the server is the cast's, unless --host says otherwise
+    _host_from_cast()
