@@ -9,6 +9,8 @@ server would take every other test's database with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 
@@ -19,6 +21,7 @@ from exchange.client import Refused, connect
 from exchange.server import build_app
 from exchange.service import Exchange
 from load import postgres
+from load.verify import check_ledger, replay
 from matching import Side
 from settlement.database import Database
 from settlement.ledger import Ledger
@@ -129,3 +132,52 @@ async def test_reads_racing_a_database_restart_are_answered_or_refused_unavailab
             await database.close()
     assert answers.get(200) and set(answers) <= {200, 503}, answers
     assert codes <= {"DATABASE_UNAVAILABLE"}, codes
+
+
+async def test_settlement_carries_on_through_database_restarts_mid_batch() -> None:
+    # A restart under a settlement batch used to end the worker for good (asyncpg's "cannot call
+    # Transaction.rollback(): the underlying connection is closed"), silently: trades went on,
+    # and none settled until the exchange itself restarted.
+    async with postgres.private(lambda _line: None) as server:
+        database = await Database.open(server.url, min_size=2, max_size=8)
+        try:
+            (_, seller), (buyer, _) = await accounts(Ledger(database), "settle")
+            exchange = await open_exchange(database)
+            site = TestServer(build_app(exchange), host="127.0.0.1")
+            await site.start_server()
+            keys = [await make_key(exchange, account) for account in (seller, buyer)]
+            trading = True
+            try:
+                async with (
+                    connect(site.make_url("/ws"), keys[0].key_id, keys[0].secret) as selling,
+                    connect(site.make_url("/ws"), keys[1].key_id, keys[1].secret) as buying,
+                ):
+
+                    async def trade(lane: int) -> None:
+                        for n in itertools.count():
+                            if not trading:
+                                return
+                            with contextlib.suppress(Refused):  # the database away, meanwhile
+                                await selling.new_order(SYMBOL, f"s{lane}-{n}", Side.SELL, 1, 5_000)
+                                await buying.new_order(SYMBOL, f"b{lane}-{n}", Side.BUY, 1, 5_000)
+
+                    lanes = [asyncio.create_task(trade(lane)) for lane in range(4)]
+                    for _ in range(2):
+                        await asyncio.sleep(0.5)
+                        await server.restart()
+                    await asyncio.sleep(0.5)
+                    trading = False
+                    await asyncio.gather(*lanes)
+
+                async def settled() -> bool:
+                    return exchange.settler.lag == 0 or exchange.settler.error is not None
+
+                await eventually(settled)
+                assert exchange.settler.error is None
+                assert exchange.settler.applied_batches
+                assert await check_ledger(database, await replay(database)) == []
+            finally:
+                await site.close()
+                await exchange.close()
+        finally:
+            await database.close()
