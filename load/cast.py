@@ -49,7 +49,6 @@ class Cast(msgspec.Struct, frozen=True):
     retirees: list[Key]  # organisations holding tonnes to retire
     readers: int  # REST readers, each reading a trader's account
     seed: int
-    operator: Key | None = None  # for the crash campaign's auctions
 
     @property
     def ws_url(self) -> str:

@@ -210,7 +210,6 @@ async def provision(
         retirees,
         counts.readers,
         seed,
-        operator,
     )
 
 

@@ -50,10 +50,8 @@ class Rest:
     async def get(self, path_qs: str, key: Key | None = None) -> Any:
         return await self.call("GET", path_qs, key)
 
-    async def post(
-        self, path_qs: str, key: Key, body: object, idempotency_key: str, timeout_s: float = 0
-    ) -> Any:
-        return await self.call("POST", path_qs, key, body, idempotency_key, timeout_s)
+    async def post(self, path_qs: str, key: Key, body: object, idempotency_key: str) -> Any:
+        return await self.call("POST", path_qs, key, body, idempotency_key)
 
     async def call(
         self,
@@ -62,7 +60,6 @@ class Rest:
         key: Key | None,
         body: object = None,
         idempotency_key: str | None = None,
-        timeout_s: float = 0,
     ) -> Any:
         """The result of a request; a refusal raises `RestRefusedError`."""
         url = URL(str(self.base) + path_qs, encoded=True)
@@ -73,7 +70,7 @@ class Rest:
             headers |= rest_headers(key.key_id, key.secret, signed)
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        timeout = aiohttp.ClientTimeout(total=timeout_s or TIMEOUT_S)
+        timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
         async with self.http.request(
             method, url, data=data or None, headers=headers, timeout=timeout
         ) as response:

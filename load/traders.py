@@ -52,7 +52,6 @@ RECONNECT_S = (0.05, 1.0)  # first and longest pause between attempts
 class Resting:
     cl_ord_id: str | None
     side: Side
-    price_fen: int
     quantity_t: int
     filled_t: int
 
@@ -74,7 +73,7 @@ class Trader(User):
         self.seen_seq = 0  # the highest book number heard, across connections
         self.live: dict[int, Resting] = {}
         self.unsure: dict[str, dict[str, Any]] = {}  # client order id → order sent, no reply
-        self.placing: dict[str, tuple[Side, int]] = {}  # client order id → side, price
+        self.placing: dict[str, Side] = {}  # client order id → side
         self.turns: deque[tuple[Side, int]] = deque()  # fills to turn round
         self.available_fen: int | None = None
         self.free_t: int | None = None
@@ -131,8 +130,8 @@ class Trader(User):
     def send_order(self, args: dict[str, Any]) -> None:
         cl_ord_id = args["cl_ord_id"]
         self.unsure[cl_ord_id] = args
-        # its reports come before its reply: they need its side and price to follow it
-        self.placing[cl_ord_id] = (args["side"], args["price"])
+        # its reports come before its reply: they need its side to follow it
+        self.placing[cl_ord_id] = args["side"]
         try:
             order_id = int(self.session.request("new_order", args)["order_id"])
         except Refused as refused:
@@ -243,9 +242,7 @@ class Trader(User):
                 gevent.sleep(pause)
                 pause = min(2 * pause, RECONNECT_S[1])
         self.live = {
-            o["order_id"]: Resting(
-                o["cl_ord_id"], Side(o["side"]), o["price_fen"], o["quantity_t"], o["filled_t"]
-            )
+            o["order_id"]: Resting(o["cl_ord_id"], Side(o["side"]), o["quantity_t"], o["filled_t"])
             for o in orders
             if o["symbol"] == self.symbol
         }
@@ -297,10 +294,10 @@ class Trader(User):
             return
         resting = self.live.get(order_id)
         if resting is None:
-            placed = self.placing.get(report.cl_ord_id or "")
-            if placed is None:
+            side = self.placing.get(report.cl_ord_id or "")
+            if side is None:
                 return  # an order this trader no longer follows
-            resting = self.live[order_id] = Resting(report.cl_ord_id, *placed, 0, 0)
+            resting = self.live[order_id] = Resting(report.cl_ord_id, side, 0, 0)
         resting.quantity_t, resting.filled_t = report.quantity, report.cum_qty
         if report.leaves_qty == 0:
             del self.live[order_id]
