@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-quick clean
+.PHONY: run test lint format bench bench-quick load crash clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy --strict matching settlement registration exchange offsets
+	$(PY) -m mypy --strict matching settlement registration exchange offsets load
 
 test: lint
 	$(PY) -m pytest
@@ -34,6 +34,12 @@ bench: $(STAMP)
 	$(PY) -m bench.offsets
 	$(PY) -m bench.points
 	$(PY) -m pytest bench --benchmark-enable -p no:cacheprovider
+
+load: $(STAMP)
+	$(PY) -m load.run --users 50 --duration 60s
+
+crash: $(STAMP)
+	$(PY) -m load.crash --rounds 9
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks

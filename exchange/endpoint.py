@@ -33,6 +33,7 @@ from exchange.errors import ErrorCode, ExchangeError
 from exchange.journal import JournalError
 from exchange.protocol import ErrorBody
 from exchange.service import EXCHANGE_KEY, Exchange
+from exchange.settler import UNREACHABLE
 from matching import RejectCode
 from offsets.errors import ErrorCode as OffsetCode
 from offsets.errors import OffsetError
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADERS = ("X-CERX-Key", "X-CERX-Timestamp", "X-CERX-Nonce", "X-CERX-Signature")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+UNREACHED = "the database cannot be reached (restarting?); try again"
 
 PUBLIC: Literal["public"] = "public"
 SIGNED: Literal["signed"] = "signed"
@@ -175,6 +177,7 @@ _UNAVAILABLE = (
     ErrorCode.EXCHANGE_HALTED,
     ErrorCode.JOURNAL_UNAVAILABLE,
     ErrorCode.SETTLEMENT_BEHIND,
+    ErrorCode.DATABASE_UNAVAILABLE,
 )
 STATUS: dict[str, int] = (
     {str(code): 409 for code in _CONFLICTS}
@@ -222,6 +225,9 @@ def serve(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
             reply = _refused(str(error.code), error.message, retry_after_ms)
         except JournalError as error:
             reply = _refused(ErrorCode.JOURNAL_UNAVAILABLE, str(error), 1_000)
+        except UNREACHABLE as error:
+            log.warning("%s: the database is out of reach: %r", route.name, error)
+            reply = _refused(ErrorCode.DATABASE_UNAVAILABLE, UNREACHED, 1_000)
         except web.HTTPRequestEntityTooLarge as error:
             reply = _refused(ErrorCode.INVALID_ARGS, error.text or "the body is too large")
         except Exception:

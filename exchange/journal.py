@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 
 from matching import Command
 from settlement.connection import Connection
@@ -72,31 +73,54 @@ class Journal:
         return done
 
     async def _write_forever(self) -> None:
-        async with self._pool.acquire() as conn:
+        conn: PoolConnectionProxy | None = None
+        try:
             while True:
                 group = [await self._queue.get()]
                 while len(group) < MAX_GROUP and not self._queue.empty():
                     group.append(self._queue.get_nowait())
-                started = time.perf_counter()
                 try:
-                    await conn.copy_records_to_table(
-                        "journal",
-                        records=[(e.seq, e.symbol, _encode(e)) for e, _ in group],
-                        columns=("seq", "symbol", "body"),
-                    )
-                except Exception as error:  # every waiter learns its entry is not durable
-                    for _, done in group:
-                        if not done.done():
-                            done.set_exception(JournalError(f"journal write failed: {error!r}"))
-                else:
-                    if self._on_commit is not None:
-                        self._on_commit(len(group), time.perf_counter() - started)
-                    for _, done in group:
-                        if not done.done():
-                            done.set_result(None)
+                    conn = await self._write(conn, group)
                 finally:
                     for _ in group:
                         self._queue.task_done()
+        finally:
+            if conn is not None:
+                await self._release(conn)
+
+    async def _write(
+        self, conn: PoolConnectionProxy | None, group: list[tuple[Entry, asyncio.Future[None]]]
+    ) -> PoolConnectionProxy | None:
+        """Write one group and resolve its waiters; the connection to write the next group on
+        (None: a fresh one from the pool)."""
+        started = time.perf_counter()
+        try:
+            if conn is None:
+                conn = await self._pool.acquire()
+            await conn.copy_records_to_table(
+                "journal",
+                records=[(e.seq, e.symbol, _encode(e)) for e, _ in group],
+                columns=("seq", "symbol", "body"),
+            )
+        except Exception as error:  # every waiter learns its entry is not durable
+            for _, done in group:
+                if not done.done():
+                    done.set_exception(JournalError(f"journal write failed: {error!r}"))
+            # the connection may be what failed (a database restart ends every session): the
+            # next group is written on a fresh one, so the journal comes back with the database
+            if conn is not None:
+                await self._release(conn)
+            return None
+        if self._on_commit is not None:
+            self._on_commit(len(group), time.perf_counter() - started)
+        for _, done in group:
+            if not done.done():
+                done.set_result(None)
+        return conn
+
+    async def _release(self, conn: PoolConnectionProxy) -> None:
+        with contextlib.suppress(Exception):  # a dead connection is dropped from the pool
+            await self._pool.release(conn)
 
 
 class JournalError(Exception):

@@ -21,11 +21,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from exchange import protocol, public_pages, rest
+from exchange.endpoint import UNREACHED
 from exchange.engine import OrderRequest
 from exchange.errors import ErrorCode, ExchangeError
 from exchange.journal import JournalError
 from exchange.limits import TokenBucket
 from exchange.service import EXCHANGE_KEY, Exchange
+from exchange.settler import UNREACHABLE
 from matching import CancelAll, Cancelled, Event, RejectCode, Rejected
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,9 @@ class Session:
             return protocol.refused(req_id, error.code, error.message)
         except JournalError as error:
             return protocol.refused(req_id, ErrorCode.JOURNAL_UNAVAILABLE, str(error), 1_000)
+        except UNREACHABLE as error:
+            log.warning("request %r: the database is out of reach: %r", request.op, error)
+            return protocol.refused(req_id, ErrorCode.DATABASE_UNAVAILABLE, UNREACHED, 1_000)
         except Exception:
             log.exception("request %r failed", request.op)
             return protocol.refused(

@@ -4,7 +4,8 @@ It runs beside the sequencer and never slows it: the engine only appends to the 
 takes whatever has gathered, applies it in order, and goes back to waiting. Lag is what has been
 decided but not yet applied. A database outage is retried (every batch is idempotent); a batch
 the ledger refuses means the exchange and the ledger disagree, which no retry mends: the worker
-stops, keeps the batch, and says why (`error`), for the operator and the health endpoint.
+stops, keeps the batch, and says why (`error`), for the operator and the health endpoint. So does
+any other error, which would be a bug: logged, never a worker ending unnoticed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ UNREACHABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.ConnectionDoesNotExistError,
+    # what a pooled connection whose session the server ended (a restart) raises on its next
+    # use, with its protocol left mid-operation: asyncpg's "cannot switch to state 12"
+    asyncpg.InternalClientError,
+    # and what a transaction on it raises as it rolls back: "the underlying connection is closed"
+    asyncpg.InterfaceError,
 )
 """What a database outage raises: worth waiting out, unlike a refusal."""
 
@@ -51,7 +57,7 @@ class Settler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._on_applied = on_applied  # the batch and the seconds it took, for metrics
-        self.error: LedgerError | None = None
+        self.error: Exception | None = None
         self.applied_batches = 0
         self.applied_items = 0  # counts as the feed's `decided` does
 
@@ -118,6 +124,11 @@ class Settler:
                 except LedgerError as error:
                     self.error = error
                     log.error("settlement stopped: the ledger refused a batch: %s", error)
+                    return
+                except Exception as error:
+                    # not an outage and not a refusal: a bug; stop where it shows, never silently
+                    self.error = error
+                    log.exception("settlement stopped: an unexpected error")
                     return
                 self._pending.popleft()
                 self.applied_batches += 1

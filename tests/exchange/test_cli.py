@@ -14,9 +14,9 @@ import pytest
 
 from bench.exchange import free_port
 from exchange.auth import HttpRequest, sign, sign_request
+from load.process import ServerCommand, ServerProcess, running
 from settlement.database import Database
 from settlement.ledger import Ledger
-from tests.exchange.process import ServerProcess, running
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def key(server: ServerProcess, trader: str) -> tuple[str, bytes]:
 
 
 async def test_serve_demo_trades_and_recovers_after_a_restart(database_url: str, port: int) -> None:
-    async with running(database_url, port) as server:
+    async with running(ServerCommand(port, database_url)) as server:
         async with aiohttp.ClientSession() as http:
             alice = await http.ws_connect(server.url)
             carol = await http.ws_connect(server.url)
@@ -81,9 +81,10 @@ async def test_serve_demo_trades_and_recovers_after_a_restart(database_url: str,
                 price=4_800,
             )
             assert buy["ok"], buy
-        assert "stopped" in await server.stop()
+        assert await server.stop() == 0
+        assert "stopped" in server.output
 
-    async with running(database_url, port) as again:
+    async with running(ServerCommand(port, database_url)) as again:
         assert again.keys == server.keys
         assert {"alice", "bob", "carol", "operator", "regulator"} <= again.keys.keys()
         async with aiohttp.ClientSession() as http:
@@ -103,7 +104,7 @@ async def test_serve_demo_trades_and_recovers_after_a_restart(database_url: str,
             assert rest["ok"], rest  # IOC: it fills only against the recovered sell, checked below
         moved = await deposit(again, again.keys["carol"].account_id, 100)
         assert moved["ok"] and moved["result"]["amount_fen"] == 100, moved
-        await again.stop()
+        assert await again.stop() == 0
     database = await Database.open(database_url, min_size=1, max_size=2)
     try:
         ledger = Ledger(database)

@@ -17,6 +17,8 @@ Then the restarted server is checked against a replay of its journal made here, 
 Three rounds of trade, kill, restart; then a clean stop. A second test re-sends, after the
 kill, every order sent before it: each acknowledged one gets its first id back, and no client
 order id is ever journaled twice.
+
+The checks are `load.verify`'s, which the load and crash campaigns (`load/`) share.
 """
 
 from __future__ import annotations
@@ -24,49 +26,38 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
-import msgspec
 import pytest
 
 from bench.exchange import free_port
 from exchange.book_mirror import BookMirror
 from exchange.client import Client, ConnectionClosedError, Refused, connect
 from exchange.demo import TRADERS
-from exchange.engine import Engine
-from exchange.instruments import listed
-from exchange.journal import Entry, Journal, read
-from exchange.ledger_feed import BatchBuilder
-from exchange.market_data import BookDelta, BookSnapshot, MarketData
+from exchange.market_data import BookDelta, BookSnapshot
 from exchange.reports import ExecutionReport
-from matching import Cancel, Event, NewOrder, Side, TimeInForce, Trade
+from load.process import UNLIMITED, ServerCommand, ServerProcess, running
+from load.verify import Heard, check_heard, check_ledger, check_served, journaled_orders, replay
+from matching import Side, TimeInForce
 from settlement.database import Database
 from settlement.ledger import Ledger
-from tests.exchange.process import ServerProcess, running
 
 SEED = 20_251_125
 ROUNDS = 3
 WINDOW = 4  # requests each session keeps in flight
 REFERENCE = {"SZCER-2025": 5_000, "SZCER-P0001": 4_800}  # the demo's reference prices
-CHANNELS = [f"book:{symbol}" for symbol in REFERENCE]
-UNLIMITED = ("--session-rate", "1000000", "--account-rate", "1000000")
 # what a random workload is told no to, and nothing else
 EXPECTED_REFUSALS = {"INSUFFICIENT_HOLDINGS", "INSUFFICIENT_CASH", "ORDER_MUST_EXIST"}
 DEADLINE_S = 30
 
 
 @dataclass
-class Heard:
-    """What the clients were told before the kills."""
+class Tally:
+    """What the workload was told no to, and how many acknowledgements it had."""
 
-    orders: dict[tuple[int, str], int] = field(default_factory=dict)  # (account, cl) → id
-    cancels: set[int] = field(default_factory=set)
-    fills: set[int] = field(default_factory=set)  # trade ids in execution reports
-    book: dict[tuple[str, int], int] = field(default_factory=dict)  # (channel, seq) → checksum
     refusals: Counter[str] = field(default_factory=Counter)
     acks: int = 0
 
@@ -80,14 +71,6 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         await database.close()
 
 
-async def eventually(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll `condition` until it holds, for up to DEADLINE_S."""
-    deadline = time.monotonic() + DEADLINE_S
-    while not await condition():
-        assert time.monotonic() < deadline, f"not within {DEADLINE_S} s: {what}"
-        await asyncio.sleep(0.05)
-
-
 # -- the workload ----------------------------------------------------------------------------
 
 
@@ -98,11 +81,17 @@ class Trader:
     settled."""
 
     def __init__(
-        self, client: Client, name: str, rng: random.Random, heard: Heard, acked: Callable[[], None]
+        self,
+        client: Client,
+        name: str,
+        rng: random.Random,
+        heard: Heard,
+        tally: Tally,
+        acked: Callable[[], None],
     ) -> None:
         assert client.account_id is not None
         self.client, self.account_id = client, client.account_id
-        self.name, self.rng, self.heard, self.acked = name, rng, heard, acked
+        self.name, self.rng, self.heard, self.tally, self.acked = name, rng, heard, tally, acked
         self.live: list[tuple[str, str, int]] = []  # symbol, cl_ord_id, id: maybe resting
         self.sides: dict[int, Side] = {}  # this session's orders
         self.numbers = itertools.count()
@@ -133,11 +122,11 @@ class Trader:
         try:
             await request
         except Refused as refused:
-            self.heard.refusals[refused.code] += 1
+            self.tally.refusals[refused.code] += 1
             return True
         except ConnectionClosedError:
             return False
-        self.heard.acks += 1
+        self.tally.acks += 1
         self.acked()
         return True
 
@@ -166,15 +155,20 @@ async def watch(watcher: Client, mirror: BookMirror, heard: Heard) -> None:
 
 
 async def trade_until_killed(
-    server: ServerProcess, round_: int, rng: random.Random, heard: Heard, mirror: BookMirror
+    server: ServerProcess,
+    round_: int,
+    rng: random.Random,
+    heard: Heard,
+    tally: Tally,
+    mirror: BookMirror,
 ) -> None:
     """Trade on each demo trader's two sessions; SIGKILL the server after a seeded number more
     acknowledgements, while requests are still in flight."""
-    kill_at = heard.acks + rng.randint(100, 400)
+    kill_at = tally.acks + rng.randint(100, 400)
     killing = asyncio.Event()
 
     def enough() -> None:
-        if heard.acks >= kill_at:
+        if tally.acks >= kill_at:
             killing.set()
 
     async with AsyncExitStack() as stack:
@@ -188,7 +182,8 @@ async def trade_until_killed(
             for n in range(2):
                 client = await stack.enter_async_context(connect(server.url, key.key_id, secret))
                 tag = f"{name}{n}-r{round_}"
-                trader = Trader(client, tag, random.Random(f"{SEED}/{tag}"), heard, enough)
+                rng_ = random.Random(f"{SEED}/{tag}")
+                trader = Trader(client, tag, rng_, heard, tally, enough)
                 sessions.append(trader.run())
         trading = asyncio.gather(*sessions)
         await asyncio.wait_for(killing.wait(), DEADLINE_S)
@@ -201,92 +196,16 @@ async def trade_until_killed(
     )
 
 
-# -- the replay and the checks ------------------------------------------------------------------
-
-
-@dataclass
-class Replay:
-    """The journal replayed into fresh books here, with the market data it makes again."""
-
-    entries: list[Entry]
-    snapshots: dict[str, BookSnapshot]  # each book as a new subscriber would get it now
-    book: dict[tuple[str, int], int]  # (channel, seq) → checksum of every book message
-    trades: list[int]  # exchange-wide trade ids, in order
-
-
-_book_message = msgspec.json.Decoder(BookSnapshot | BookDelta).decode
-
-
-async def replay(database: Database) -> Replay:
-    async with database.pool.acquire() as conn:
-        instruments = await listed(conn)
-    engine = Engine(instruments, Journal(database.pool), BatchBuilder())
-    market_data = MarketData(engine.books, engine.instruments)
-    book: dict[tuple[str, int], int] = {}
-    trades: list[int] = []
-    snapshots: dict[str, BookSnapshot] = {}
-
-    def record(data: bytes) -> None:
-        message = _book_message(data)
-        book[message.channel, message.seq] = message.checksum
-        if isinstance(message, BookSnapshot):
-            snapshots[message.channel] = message
-
-    def publish(entry: Entry, events: list[Event]) -> None:
-        market_data.publish(entry, events)
-        instrument = engine.instruments[entry.symbol]
-        trades.extend(instrument.trade_id(e.trade_id) for e in events if isinstance(e, Trade))
-
-    for channel in CHANNELS:
-        market_data.subscribe(channel, 0, record)
-    engine.listeners.append(publish)
-    entries = [entry async for entry in read(database.pool, 0)]
-    for entry in entries:
-        engine.replay(entry)
-    for channel in CHANNELS:
-        market_data.subscribe(channel, 0, record)  # again: the snapshot of the replayed book
-    return Replay(entries, snapshots, book, trades)
-
-
-def journaled_orders(entries: list[Entry]) -> dict[tuple[int, str], int]:
-    """(account, client order id) → order id of every new order; each client order id once."""
-    orders = [
-        ((e.command.account_id, e.cl_ord_id), e.command.order_id)
-        for e in entries
-        if isinstance(e.command, NewOrder) and e.cl_ord_id is not None
-    ]
-    twice = [key for key, count in Counter(key for key, _ in orders).items() if count > 1]
-    assert not twice, f"client order ids journaled more than once: {twice[:5]}"
-    return dict(orders)
+# -- the checks ------------------------------------------------------------------------------
 
 
 async def check_restarted(
     server: ServerProcess, database: Database, heard: Heard, mirror: BookMirror
 ) -> None:
     replayed = await replay(database)
-    orders = journaled_orders(replayed.entries)
-    lost = {key: order_id for key, order_id in heard.orders.items() if orders.get(key) != order_id}
-    assert not lost, f"acknowledged orders not in the journal: {list(lost.items())[:5]}"
-    cancels = {e.command.order_id for e in replayed.entries if isinstance(e.command, Cancel)}
-    assert heard.cancels <= cancels, sorted(heard.cancels - cancels)[:5]
-    assert heard.fills <= set(replayed.trades), sorted(heard.fills - set(replayed.trades))[:5]
-    unbacked = {key: c for key, c in heard.book.items() if replayed.book.get(key) != c}
-    assert not unbacked, f"book messages the journal does not make again: {unbacked}"
-
-    async with connect(server.url) as client:
-        await client.subscribe(*CHANNELS)  # the snapshots arrive before the reply
-        served = {m.channel: m for m in client.received() if isinstance(m, BookSnapshot)}
-    assert served == replayed.snapshots
-
-    expected = sorted(replayed.trades)
-    assert len(set(expected)) == len(expected)
-
-    async def settled_once() -> bool:
-        rows = await database.pool.fetch("SELECT trade_id FROM settled_trades ORDER BY trade_id")
-        return [row[0] for row in rows] == expected
-
-    await eventually(settled_once, "the ledger settles exactly the journal's trades")
-    await Ledger(database).check()
+    assert check_heard(replayed, heard) == []
+    assert await check_served(server.url, replayed) == []
+    assert await check_ledger(database, replayed, DEADLINE_S) == []
 
     last_seen = {channel: book.seq for channel, book in mirror.books.items()}
     async with connect(server.url) as watcher:
@@ -316,7 +235,7 @@ async def test_an_acknowledged_order_survives_a_kill_and_is_never_doubled(
     numbers = itertools.count()
     kill_at = rng.randint(20, 150)
     killing = asyncio.Event()
-    async with running(database_url, port, *UNLIMITED) as server:
+    async with running(ServerCommand(port, database_url, options=UNLIMITED)) as server:
         key = server.keys["carol"]
         secret = bytes.fromhex(key.secret_hex)
         async with connect(server.url, key.key_id, secret) as client:
@@ -341,7 +260,7 @@ async def test_an_acknowledged_order_survives_a_kill_and_is_never_doubled(
             await asyncio.wait_for(placing, DEADLINE_S)
     assert len(sent) > len(acked) >= kill_at
 
-    async with running(database_url, port, *UNLIMITED) as server:
+    async with running(ServerCommand(port, database_url, options=UNLIMITED)) as server:
         async with connect(server.url, key.key_id, secret) as client:
             again = await asyncio.gather(
                 *(
@@ -351,9 +270,10 @@ async def test_an_acknowledged_order_survives_a_kill_and_is_never_doubled(
             )
         resent = dict(zip(sent, again, strict=True))
         assert {cl_ord_id: resent[cl_ord_id] for cl_ord_id in acked} == acked
-        orders = journaled_orders((await replay(database)).entries)
+        orders, doubled = journaled_orders((await replay(database)).entries)
+        assert not doubled
         assert {cl: orders[key.account_id, cl] for cl in sent} == resent
-        await server.stop()
+        assert await server.stop() == 0
     await Ledger(database).check()
 
 
@@ -361,16 +281,17 @@ async def test_kill_9_mid_stream_then_restart_matches_the_journal(
     database: Database, database_url: str, port: int
 ) -> None:
     rng = random.Random(SEED)
-    heard, mirror = Heard(), BookMirror()
+    heard, tally, mirror = Heard(), Tally(), BookMirror()
+    command = ServerCommand(port, database_url, options=UNLIMITED)
     for round_ in range(ROUNDS):
-        async with running(database_url, port, *UNLIMITED) as server:
+        async with running(command) as server:
             if round_:
                 await check_restarted(server, database, heard, mirror)
-            await trade_until_killed(server, round_, rng, heard, mirror)
-    async with running(database_url, port, *UNLIMITED) as server:
+            await trade_until_killed(server, round_, rng, heard, tally, mirror)
+    async with running(command) as server:
         await check_restarted(server, database, heard, mirror)
-        await server.stop()
+        assert await server.stop() == 0
     await Ledger(database).check()
-    assert heard.fills and heard.cancels and heard.acks >= ROUNDS * 100
-    assert set(heard.refusals) <= EXPECTED_REFUSALS, heard.refusals
+    assert heard.fills and heard.cancels and tally.acks >= ROUNDS * 100
+    assert set(tally.refusals) <= EXPECTED_REFUSALS, tally.refusals
     assert mirror.resyncs == 0  # no gap and no mismatch while connected

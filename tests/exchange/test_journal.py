@@ -77,3 +77,25 @@ async def test_a_failed_write_fails_its_waiters_and_the_journal_goes_on(
     await journal.append(new_order(2))
     await journal.close()
     assert [entry.seq async for entry in read(pool, 0)] == [1, 2]
+
+
+async def test_a_journal_whose_connection_died_writes_on_a_new_one(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    # as after a PostgreSQL restart: the server ended the session the writer was using
+    journal = Journal(pool)
+    journal.start()
+    await journal.append(new_order(1))
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    with pytest.raises(JournalError):
+        await journal.append(new_order(2))  # on the dead connection
+    await journal.append(new_order(3))
+    await journal.close()
+    assert [entry.seq async for entry in read(pool, 0)] == [1, 3]
