@@ -26,6 +26,8 @@ from exchange.errors import ErrorCode, ExchangeError
 
 WINDOW_MS = 5_000
 NONCE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class HttpRequest(NamedTuple):
@@ -103,5 +105,8 @@ class NonceGuard:
 
 def verify(secret: bytes, signed: bytes, signature: str) -> None:
     """Refuse unless `signature` is the HMAC of `signed` (see `message`) under `secret`."""
-    if not hmac.compare_digest(_mac(secret, signed), signature.lower()):
+    # compare_digest refuses str with non-ASCII characters (a header may carry any byte)
+    if not SIGNATURE.fullmatch(signature) or not hmac.compare_digest(
+        _mac(secret, signed), signature.lower()
+    ):
         raise ExchangeError(ErrorCode.AUTH_BAD_SIGNATURE, "the signature does not match")

@@ -49,6 +49,7 @@ SIGNATURE_HEADERS = ("X-CERX-Key", "X-CERX-Timestamp", "X-CERX-Nonce", "X-CERX-S
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 UNREACHED = "the database cannot be reached (restarting?); try again"
+TIMESTAMP = re.compile(r"[0-9]{1,16}")  # str.isdigit() admits "²", which int() refuses
 
 PUBLIC: Literal["public"] = "public"
 SIGNED: Literal["signed"] = "signed"
@@ -272,7 +273,7 @@ async def _authenticate(request: web.Request, exchange: Exchange, body: bytes) -
             ErrorCode.AUTH_REQUIRED, f"sign the request: {', '.join(SIGNATURE_HEADERS)}"
         )
     key_id, timestamp, nonce, signature = (str(value) for value in values)
-    if not timestamp.isdigit() or len(timestamp) > 16:
+    if not TIMESTAMP.fullmatch(timestamp):
         raise ExchangeError(ErrorCode.AUTH_STALE_TIMESTAMP, "X-CERX-Timestamp is milliseconds")
     signed = auth.HttpRequest(request.method, request.raw_path, body)
     return await exchange.authenticate(key_id, int(timestamp), nonce, signature, signed)

@@ -49,7 +49,7 @@ class Journal:
         on_commit: Callable[[int, float], None] | None = None,
     ) -> None:
         self._pool = pool
-        self._queue: asyncio.Queue[tuple[Entry, asyncio.Future[None]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Entry, bytes, asyncio.Future[None]]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         # told the group size and the seconds the write took, for metrics
         self._on_commit = on_commit
@@ -69,7 +69,14 @@ class Journal:
 
     def append(self, entry: Entry) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((entry, done))
+        try:
+            body = _encode(entry)
+        except (OverflowError, TypeError) as error:
+            # encoded here, not in the writer, so that an entry that cannot be written (an
+            # integer past 64 bits) fails alone instead of the whole group it would have joined
+            done.set_exception(JournalError(f"entry {entry.seq} cannot be encoded: {error!r}"))
+            return done
+        self._queue.put_nowait((entry, body, done))
         return done
 
     async def _write_forever(self) -> None:
@@ -89,7 +96,9 @@ class Journal:
                 await self._release(conn)
 
     async def _write(
-        self, conn: PoolConnectionProxy | None, group: list[tuple[Entry, asyncio.Future[None]]]
+        self,
+        conn: PoolConnectionProxy | None,
+        group: list[tuple[Entry, bytes, asyncio.Future[None]]],
     ) -> PoolConnectionProxy | None:
         """Write one group and resolve its waiters; the connection to write the next group on
         (None: a fresh one from the pool)."""
@@ -99,11 +108,11 @@ class Journal:
                 conn = await self._pool.acquire()
             await conn.copy_records_to_table(
                 "journal",
-                records=[(e.seq, e.symbol, _encode(e)) for e, _ in group],
+                records=[(e.seq, e.symbol, body) for e, body, _ in group],
                 columns=("seq", "symbol", "body"),
             )
         except Exception as error:  # every waiter learns its entry is not durable
-            for _, done in group:
+            for _, _, done in group:
                 if not done.done():
                     done.set_exception(JournalError(f"journal write failed: {error!r}"))
             # the connection may be what failed (a database restart ends every session): the
@@ -113,7 +122,7 @@ class Journal:
             return None
         if self._on_commit is not None:
             self._on_commit(len(group), time.perf_counter() - started)
-        for _, done in group:
+        for _, _, done in group:
             if not done.done():
                 done.set_result(None)
         return conn

@@ -20,6 +20,8 @@ ClientId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9-]{1,32}$")]
 Tonnes = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
 Fen = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000_000)]
+OrderId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+"""Bounded as every id is: past 64 bits the journal could not write the command at all."""
 RequestId = str | int
 
 
@@ -44,7 +46,7 @@ class NewOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class Cancel(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     symbol: Symbol
-    order_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    order_id: OrderId | None = None
     cl_ord_id: ClientId | None = None
 
 
@@ -54,7 +56,7 @@ class Amend(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     symbol: Symbol
     quantity: Tonnes
     price: Fen | None = None
-    order_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    order_id: OrderId | None = None
     cl_ord_id: ClientId | None = None
 
 
@@ -138,6 +140,10 @@ def decode(frame: bytes | str) -> Request | ProtocolError:
         return ProtocolError(None, ErrorBody(ErrorCode.MALFORMED_REQUEST, str(error)))
     except msgspec.DecodeError as error:
         return ProtocolError(None, ErrorBody(ErrorCode.MALFORMED_JSON, str(error)))
+    except RecursionError:
+        # skipping over `args` recurses per level of nesting, and a frame has room for thousands
+        # (the typed decoders refuse a wrong nesting at its first level)
+        return ProtocolError(None, ErrorBody(ErrorCode.MALFORMED_JSON, "JSON is nested too deeply"))
     decoder = _args.get(envelope.op)
     if decoder is None:
         known = ", ".join(sorted(OPS))

@@ -212,7 +212,10 @@ def _answer(
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=30)
+    # aiohttp refuses a frame whose size reaches max_msg_size, so one more lets MAX_FRAME itself
+    # through; without compression the limit counts the bytes on the wire, and no client makes
+    # the server inflate its frames or deflate every message it is sent
+    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME + 1, heartbeat=30, compress=False)
     await ws.prepare(request)
     session = Session(ws, request.app[EXCHANGE_KEY])
     sessions = request.app[SESSIONS_KEY]

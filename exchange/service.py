@@ -184,6 +184,9 @@ class Exchange:
     ) -> int:
         """The account a signed login or REST request comes from (see `exchange.auth`), or a
         refusal."""
+        if not auth.KEY_ID.fullmatch(key_id):
+            # no key has such an id, and PostgreSQL refuses some of them (NUL, broken UTF-8)
+            raise ExchangeError(ErrorCode.AUTH_UNKNOWN_KEY, "no such API key")
         async with self.database.pool.acquire() as conn:
             key = await keys.find(conn, key_id)
         if key is None:

@@ -48,14 +48,15 @@ _MAX_SAFE_INTEGER = 2**53 - 1
 # Line breaks, bidirectional overrides and other invisible controls would let a name print
 # differently from what was signed.
 _HIDDEN = r"\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff"
-_TEXT = rf"^[^\s{_HIDDEN}](?:[^{_HIDDEN}]*[^\s{_HIDDEN}])?\Z"
+TEXT = rf"^[^\s{_HIDDEN}](?:[^{_HIDDEN}]*[^\s{_HIDDEN}])?\Z"
+"""What a name or a text a certificate holds may be: no invisible controls, no outer space."""
 _ID = r"^[A-Z0-9]+(?:-[A-Z0-9]+)*\Z"
 
 Positive = Annotated[int, msgspec.Meta(ge=1, le=_MAX_SAFE_INTEGER)]
 Identifier = Annotated[str, msgspec.Meta(max_length=64, pattern=_ID)]
 Url = Annotated[str, msgspec.Meta(max_length=512, pattern=r"^https?://[!-~]+\Z")]
-Name = Annotated[str, msgspec.Meta(max_length=200, pattern=_TEXT)]
-LongText = Annotated[str, msgspec.Meta(max_length=500, pattern=_TEXT)]
+Name = Annotated[str, msgspec.Meta(max_length=200, pattern=TEXT)]
+LongText = Annotated[str, msgspec.Meta(max_length=500, pattern=TEXT)]
 UtcTime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 
 

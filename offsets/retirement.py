@@ -4,15 +4,18 @@ purpose, so that a neutrality certificate can later rest on them."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import msgspec
 
+from offsets.certificate import TEXT
 from offsets.errors import ErrorCode, OffsetError
 from settlement import moves
 from settlement.connection import Connection
 from settlement.values import Selection, SerialRange, TonneState
 
 MAX_TEXT = 200
+_TEXT = re.compile(TEXT)
 
 
 class Retired(msgspec.Struct, frozen=True):
@@ -27,10 +30,13 @@ class Retired(msgspec.Struct, frozen=True):
 
 
 def check_text(name: str, value: str) -> str:
+    """The text stripped, if a certificate could hold it: what a retirement or an application
+    accepts must not fail the certificate's own rule when the regulator approves."""
     value = value.strip()
-    if not 0 < len(value) <= MAX_TEXT or any(ord(c) < 32 for c in value):
+    if len(value) > MAX_TEXT or not _TEXT.match(value):
         raise OffsetError(
-            ErrorCode.TEXT_INVALID, f"{name}: 1..{MAX_TEXT} characters, no control characters"
+            ErrorCode.TEXT_INVALID,
+            f"{name}: 1..{MAX_TEXT} characters, no control or bidirectional characters",
         )
     return value
 

@@ -22,6 +22,7 @@ from registration.desk import RegistrationDesk
 from settlement.database import Database
 from settlement.ledger import Ledger
 from settlement.values import CerFilter
+from tests.exchange.figures import FIGURES
 from tests.exchange.market import INSTRUMENT, accounts
 from tests.exchange.rest_client import Rest, Staff, staff
 
@@ -110,3 +111,10 @@ async def new_instrument(exchange: Exchange, only: CerFilter = INSTRUMENT.only) 
         await list_instrument(conn, instrument)
     exchange.engine.add_instrument(instrument)
     return instrument
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.write_sep("-", "hostile input")
+        for name, n in sorted(FIGURES.items()):
+            terminalreporter.write_line(f"{name}: {n:,}")

@@ -1,5 +1,6 @@
 """The input journal: entries are durable when their future resolves, come back in order and
-intact, are written in groups under load, and a failed write fails its waiters only."""
+intact, are written in groups under load, and a failed write fails its waiters only; an entry
+that cannot be encoded fails alone."""
 
 from __future__ import annotations
 
@@ -97,5 +98,21 @@ async def test_a_journal_whose_connection_died_writes_on_a_new_one(
     with pytest.raises(JournalError):
         await journal.append(new_order(2))  # on the dead connection
     await journal.append(new_order(3))
+    await journal.close()
+    assert [entry.seq async for entry in read(pool, 0)] == [1, 3]
+
+
+async def test_an_entry_that_cannot_be_encoded_fails_alone(pool: asyncpg.Pool) -> None:
+    journal = Journal(pool)
+    journal.start()
+    # queued together, so before the fix they shared one COPY and one failure
+    before = journal.append(new_order(1))
+    unwritable = journal.append(
+        Entry(2, "SZCER-2025", Cancel(ts_ns=8, order_id=2**70, account_id=1))
+    )
+    after = journal.append(new_order(3))
+    with pytest.raises(JournalError, match="cannot be encoded"):
+        await unwritable
+    await asyncio.gather(before, after)
     await journal.close()
     assert [entry.seq async for entry in read(pool, 0)] == [1, 3]

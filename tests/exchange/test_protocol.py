@@ -71,6 +71,17 @@ def test_each_op_decodes_into_its_struct() -> None:
     ("raw", "code", "req_id"),
     [
         (b"not json", "MALFORMED_JSON", None),
+        # nesting deep enough to exhaust msgspec's recursion: it raised out of decode, unanswered
+        (
+            b'{"op": "ping", "args": {"a": ' + b"[" * 5_000 + b"]" * 5_000 + b"}}",
+            "MALFORMED_JSON",
+            None,
+        ),
+        (
+            b'{"op": "ping", "req_id": 1, "args": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+            "MALFORMED_JSON",
+            None,
+        ),
         (b"[1, 2]", "MALFORMED_REQUEST", None),
         (b'{"req_id": 3}', "MALFORMED_REQUEST", None),
         (frame("fly"), "UNKNOWN_OP", 7),
@@ -100,6 +111,9 @@ def test_each_op_decodes_into_its_struct() -> None:
             7,
         ),
         (frame("cancel", {"symbol": "S"}), "INVALID_ARGS", 7),
+        # past 64 bits the journal cannot write the command: refused here, not as an outage
+        (frame("cancel", {"symbol": "S", "order_id": 2**63}), "INVALID_ARGS", 7),
+        (frame("amend", {"symbol": "S", "order_id": 10**30, "quantity": 5}), "INVALID_ARGS", 7),
         (frame("cancel", {"symbol": "S", "order_id": 1, "cl_ord_id": "x"}), "INVALID_ARGS", 7),
         (frame("amend", {"symbol": "S", "quantity": 5}), "INVALID_ARGS", 7),
         (frame("amend", {"symbol": "S", "order_id": 1}), "INVALID_ARGS", 7),

@@ -159,3 +159,20 @@ async def refused_offset(code: ErrorCode, awaitable: object) -> None:
     with pytest.raises(OffsetError) as caught:
         await awaitable  # type: ignore[misc]
     assert caught.value.code is code, caught.value
+
+
+@pytest.mark.parametrize("text", ["b\u202ed", "\ufeffb", "p\x7f", "a\u2066b"])
+async def test_text_a_certificate_could_not_hold_is_refused_when_applying(
+    ledger: Ledger, registry: OffsetRegistry, text: str
+) -> None:
+    """Once such an application was accepted, its approval failed on the certificate's own rule
+    and it stayed submitted for good, its retirements claimed."""
+    holder, ids, _ = await retiring_holder(ledger, registry, 10)
+    for beneficiary, subject, purpose in [(text, "s", "p"), ("b", text, "p"), ("b", "s", text)]:
+        await refused_offset(
+            ErrorCode.TEXT_INVALID,
+            registry.submit_application(
+                unique("a"), holder, beneficiary, SubjectKind.EVENT, subject, 10, purpose, ids, ON
+            ),
+        )
+    await apply(registry, holder, ids, 10)  # the retirements were never claimed

@@ -37,7 +37,19 @@ async def test_a_holder_retires_tonnes_for_good(ledger: Ledger, registry: Offset
 
 
 @pytest.mark.parametrize(
-    ("beneficiary", "purpose"), [("", "p"), ("b", " "), ("x" * 201, "p"), ("b", "line\nbreak")]
+    ("beneficiary", "purpose"),
+    [
+        ("", "p"),
+        ("b", " "),
+        ("x" * 201, "p"),
+        ("b", "line\nbreak"),
+        # a certificate could not hold these: once accepted, no approval could ever succeed
+        ("b\u202ed", "p"),
+        ("\ufeffb", "p"),
+        ("b", "p\x7f"),
+        ("b", "p\x85q"),
+        ("b\u200fd", "p"),
+    ],
 )
 async def test_bad_text_is_refused_and_nothing_moves(
     ledger: Ledger, registry: OffsetRegistry, beneficiary: str, purpose: str
