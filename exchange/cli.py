@@ -4,6 +4,7 @@
                [--session-rate N] [--account-rate N]
     cerx verify-certificate FILE --public-key PEMFILE
     cerx platform-key [--data-dir var]
+    cerx set-password ACCOUNT_ID LOGIN [--data-dir var] [--database-url URL]
 
 Without `--database-url` (or `$CERX_DATABASE_URL`) the data lives in an embedded PostgreSQL under
 DATA_DIR/pg. `--demo` first creates a small demo market (see exchange/demo.py) and prints the
@@ -15,6 +16,8 @@ published public key: it prints `valid: ...` and exits 0, or the reason code and
 it cannot read or a key that is not an Ed25519 public key exits 2, as usage errors do.
 `platform-key` prints the key id and the public key (PEM) that verifiers need, creating the
 platform's signing key in DATA_DIR first if there is none (docs/certificates.md).
+`set-password` gives an account a login for the web console, or a new password, read from the
+terminal without echo (or from standard input when it is not a terminal).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import getpass
 import io
 import signal
 import sys
@@ -29,7 +33,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from exchange import demo
+from exchange import demo, logins
+from exchange.errors import ExchangeError
 from exchange.instruments import listed
 from exchange.limits import DEFAULT_LIMITS, Limits
 from exchange.server import build_app
@@ -37,6 +42,8 @@ from exchange.service import Certifier, Exchange
 from offsets.certificate import load_signed
 from offsets.signing import KEY_FILE_NAME, KeyFileError, PlatformKey, load_public_key, verify_bytes
 from settlement.database import DATABASE_URL_VARIABLE, DEFAULT_DATA_DIR, Database
+from settlement.errors import LedgerError
+from settlement.ledger import Ledger
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -88,6 +95,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=DEFAULT_DATA_DIR,
         help=f"where the platform key is kept ({DEFAULT_DATA_DIR}/{KEY_FILE_NAME})",
     )
+    password = commands.add_parser(
+        "set-password", help="give an account a web console login, or a new password"
+    )
+    password.add_argument("account_id", type=int, help="the account")
+    password.add_argument("login", help="what the person types to sign in (3-64 of a-z 0-9 _ . -)")
+    password.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    password.add_argument("--database-url", help=f"default: ${DATABASE_URL_VARIABLE}")
     return parser.parse_args(argv)
 
 
@@ -143,6 +157,10 @@ async def serve(args: argparse.Namespace) -> int:
                 f"demo key   {key.name:<9} account {key.account_id}  key {key.key_id}"
                 f"  secret {key.secret_hex}"
             )
+        say(f"console    http://{host}:{port}/console/   (web console, 中文 / English)")
+        if demo_keys:
+            names = ", ".join(key.name for key in demo_keys)
+            say(f"demo login {names}: password {demo.DEMO_PASSWORD}")
         say(f"rest       http://{host}:{port}/api/v1   (described at /openapi.json)")
         key_id = exchange.certifier.key.key_id
         say(f"certificates {public_url}/certificates/<id>   (signed with key {key_id})")
@@ -201,6 +219,28 @@ def platform_key(args: argparse.Namespace) -> int:
     return 0
 
 
+async def set_password(args: argparse.Namespace) -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("new password: ")
+        if getpass.getpass("again: ") != password:
+            print("cerx: the passwords differ; nothing changed", file=sys.stderr)
+            return USAGE_ERROR
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    database = await Database.open(args.database_url, data_dir=args.data_dir)
+    try:
+        account = await Ledger(database).account(args.account_id)
+        async with database.pool.acquire() as conn:
+            login = await logins.set_password(conn, account.account_id, args.login, password)
+    except (ExchangeError, LedgerError) as error:
+        print(f"cerx: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    finally:
+        await database.close()
+    say(f"login      {login} signs in to account {account.account_id} ({account.name})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     match args.command:
@@ -208,5 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             return verify_certificate(args)
         case "platform-key":
             return platform_key(args)
+        case "set-password":
+            return asyncio.run(set_password(args))
         case _:
             return asyncio.run(serve(args))

@@ -1,6 +1,7 @@
 """A small demo market, created once and found again on later starts: a regulator, an
 operator, two participants with issued CERs, three traders with cash (two of them holding CERs to
-sell), two instruments, and an API key each for the traders, the operator and the regulator.
+sell), two instruments, and an API key each for the traders, the operator and the regulator,
+who can also sign in to the web console as their name with `DEMO_PASSWORD`.
 
 Every write is keyed `demo/...`, so seeding an already seeded database changes nothing.
 """
@@ -11,7 +12,7 @@ import datetime as dt
 
 import msgspec
 
-from exchange import keys
+from exchange import keys, logins
 from exchange.instruments import Instrument, list_instrument
 from matching import InstrumentRules
 from settlement.database import Database
@@ -39,6 +40,7 @@ INSTRUMENTS = (
     ),
 )
 TRADERS = ("alice", "bob", "carol")
+DEMO_PASSWORD = "cerx-demo-password"  # a demo on loopback: printed at start, never for real use
 
 
 class DemoKey(msgspec.Struct, frozen=True):
@@ -101,4 +103,5 @@ async def seed(database: Database) -> list[DemoKey]:
                 else await keys.create(conn, account_id)
             )
             out.append(DemoKey(name, account_id, key.key_id, key.secret.hex()))
+            await logins.set_password(conn, account_id, name, DEMO_PASSWORD)
     return out

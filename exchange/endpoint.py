@@ -4,7 +4,9 @@ One table of routes (`exchange.rest.ROUTES`) both registers the aiohttp handlers
 OpenAPI document, so the two cannot drift apart. Serving a request, in this order:
 
 1. unless the route is public: the signature over the request (`exchange.auth`: method, target
-   and body), a token from the account's rate-limit bucket, then the route's role;
+   and body), or for a person in the web console the session cookie and, on a write, the
+   session's CSRF token in `X-CSRF-Token` (`exchange.logins`); a token from the account's
+   rate-limit bucket, then the route's role;
 2. a POST writes, so it needs an `Idempotency-Key` header (1-64 of `A-Z a-z 0-9 _ . : -`),
    which becomes the ledger's key `api/{account_id}/{header}`: a repeat returns the first result
    and changes nothing;
@@ -20,6 +22,7 @@ unexpected exception is logged and answered 500 `INTERNAL_ERROR`.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -28,7 +31,7 @@ from typing import Any, Literal, NamedTuple
 import msgspec
 from aiohttp import web
 
-from exchange import auth
+from exchange import auth, logins
 from exchange.errors import ErrorCode, ExchangeError
 from exchange.journal import JournalError
 from exchange.protocol import ErrorBody
@@ -46,6 +49,8 @@ from settlement.values import Role
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADERS = ("X-CERX-Key", "X-CERX-Timestamp", "X-CERX-Nonce", "X-CERX-Signature")
+SESSION_COOKIE = "cerx_session"
+CSRF_HEADER = "X-CSRF-Token"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 UNREACHED = "the database cannot be reached (restarting?); try again"
@@ -108,6 +113,7 @@ class Refusal(msgspec.Struct, frozen=True):
 _CONFLICTS = (
     ErrorCode.DUPLICATE_CL_ORD_ID,
     ErrorCode.INSTRUMENT_EXISTS,
+    ErrorCode.LOGIN_TAKEN,
     LedgerCode.ACCOUNT_NAME_TAKEN,
     LedgerCode.METHODOLOGY_EXISTS,
     LedgerCode.PROJECT_EXISTS,
@@ -170,6 +176,7 @@ _UNKNOWN = (
 )
 _FORBIDDEN = (
     ErrorCode.AUTH_FORBIDDEN,
+    ErrorCode.AUTH_CSRF_TOKEN_INVALID,
     RegistrationCode.NOT_DRAWN,
     RegistrationCode.NOT_THE_SECTOR_AUTHORITY,
 )
@@ -185,7 +192,7 @@ STATUS: dict[str, int] = (
     | {str(code): 404 for code in _UNKNOWN}
     | {str(code): 503 for code in _UNAVAILABLE}
     | {str(code): 403 for code in _FORBIDDEN}
-    | {ErrorCode.RATE_LIMITED: 429, ErrorCode.INTERNAL_ERROR: 500}
+    | {ErrorCode.RATE_LIMITED: 429, ErrorCode.AUTH_LOCKED_OUT: 429, ErrorCode.INTERNAL_ERROR: 500}
     | {LedgerCode.POINTS_NOT_TRANSFERABLE: 403, LedgerCode.POINT_USER_NOT_AUTHORISED: 403}
 )
 
@@ -253,8 +260,7 @@ async def _admit(route: Route, request: web.Request, exchange: Exchange, body: b
     wait_ms = exchange.account_bucket(account_id).take()
     if wait_ms:
         raise ExchangeError(ErrorCode.RATE_LIMITED, "too many requests", wait_ms)
-    if route.access != SIGNED and route.access not in await exchange.roles(account_id):
-        raise ExchangeError(ErrorCode.AUTH_FORBIDDEN, f"{route.name} is for the {route.access}")
+    await _check_role(route, exchange, account_id)
     if route.method != "POST":
         return Call(exchange, account_id, None)
     header = request.headers.get(IDEMPOTENCY_HEADER)
@@ -266,8 +272,27 @@ async def _admit(route: Route, request: web.Request, exchange: Exchange, body: b
     return Call(exchange, account_id, f"api/{account_id}/{header}")
 
 
+async def _check_role(route: Route, exchange: Exchange, account_id: int) -> None:
+    if route.access != SIGNED and route.access not in await exchange.roles(account_id):
+        raise ExchangeError(ErrorCode.AUTH_FORBIDDEN, f"{route.name} is for the {route.access}")
+
+
+async def read_as(route: Route, exchange: Exchange, account_id: int | None, *inputs: Any) -> Any:
+    """What a GET `route` answers the account (None: nobody signed in), after the same checks
+    of access and role as over HTTP: how the web console's pages read."""
+    if route.method != "GET":
+        raise AssertionError(f"{route.name} writes: the console sends it over HTTP")
+    if route.access != PUBLIC:
+        if account_id is None:
+            raise ExchangeError(ErrorCode.AUTH_REQUIRED, "sign in first")
+        await _check_role(route, exchange, account_id)
+    return await route.handler(Call(exchange, account_id, None), *inputs)
+
+
 async def _authenticate(request: web.Request, exchange: Exchange, body: bytes) -> int:
     values = [request.headers.get(name) for name in SIGNATURE_HEADERS]
+    if all(value is None for value in values) and SESSION_COOKIE in request.cookies:
+        return await _from_browser(request, exchange)
     if any(value is None for value in values):
         raise ExchangeError(
             ErrorCode.AUTH_REQUIRED, f"sign the request: {', '.join(SIGNATURE_HEADERS)}"
@@ -277,6 +302,21 @@ async def _authenticate(request: web.Request, exchange: Exchange, body: bytes) -
         raise ExchangeError(ErrorCode.AUTH_STALE_TIMESTAMP, "X-CERX-Timestamp is milliseconds")
     signed = auth.HttpRequest(request.method, request.raw_path, body)
     return await exchange.authenticate(key_id, int(timestamp), nonce, signature, signed)
+
+
+async def browser_session(request: web.Request, exchange: Exchange) -> logins.Session:
+    """The session of the web console's cookie, or AUTH_SESSION_EXPIRED."""
+    async with exchange.database.pool.acquire() as conn:
+        return await logins.session(
+            conn, request.cookies.get(SESSION_COOKIE, ""), dt.datetime.now(dt.UTC)
+        )
+
+
+async def _from_browser(request: web.Request, exchange: Exchange) -> int:
+    session = await browser_session(request, exchange)
+    if request.method != "GET":
+        logins.check_csrf(session, request.headers.get(CSRF_HEADER))
+    return session.account_id
 
 
 def _convert(values: dict[str, str], kind: type[msgspec.Struct]) -> Any:

@@ -14,6 +14,13 @@ class ErrorCode(StrEnum):
     AUTH_STALE_TIMESTAMP = "AUTH_STALE_TIMESTAMP"
     AUTH_NONCE_REUSED = "AUTH_NONCE_REUSED"
     AUTH_FORBIDDEN = "AUTH_FORBIDDEN"  # signed, but the account lacks the role
+    # people in a browser (`exchange.logins`)
+    AUTH_LOGIN_FAILED = "AUTH_LOGIN_FAILED"  # unknown login or wrong password: never which
+    AUTH_LOCKED_OUT = "AUTH_LOCKED_OUT"  # too many failures: retry_after_ms says when
+    AUTH_SESSION_EXPIRED = "AUTH_SESSION_EXPIRED"
+    AUTH_CSRF_TOKEN_INVALID = "AUTH_CSRF_TOKEN_INVALID"  # a browser write without its token
+    PASSWORD_TOO_WEAK = "PASSWORD_TOO_WEAK"
+    LOGIN_TAKEN = "LOGIN_TAKEN"
     # frames
     MALFORMED_JSON = "MALFORMED_JSON"
     MALFORMED_REQUEST = "MALFORMED_REQUEST"

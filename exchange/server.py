@@ -21,7 +21,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from exchange import protocol, public_pages, rest
-from exchange.endpoint import UNREACHED
+from exchange.console import pages
+from exchange.endpoint import SESSION_COOKIE, UNREACHED, browser_session
 from exchange.engine import OrderRequest
 from exchange.errors import ErrorCode, ExchangeError
 from exchange.journal import JournalError
@@ -177,10 +178,13 @@ class Session:
         account_id = await self.exchange.authenticate(
             args.api_key, args.timestamp_ms, args.nonce, args.signature
         )
+        self.sign_in(account_id)
+        return account_id
+
+    def sign_in(self, account_id: int) -> None:
         self._unfollow()
         self.account_id = account_id
         self._unfollow = self.exchange.follow(account_id, self.push)
-        return account_id
 
 
 def _nothing() -> None:
@@ -218,6 +222,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME + 1, heartbeat=30, compress=False)
     await ws.prepare(request)
     session = Session(ws, request.app[EXCHANGE_KEY])
+    browser = await _browser_account(request)
+    if browser is not None:
+        session.sign_in(browser)
     sessions = request.app[SESSIONS_KEY]
     sessions.add(session)
     sender = asyncio.create_task(session.send_forever())
@@ -247,6 +254,19 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
             await sender
     return ws
+
+
+async def _browser_account(request: web.Request) -> int | None:
+    """The web console's person, when the upgrade comes from a page of this server with a live
+    session cookie: a page of another site may open the socket, but its Origin gives it away."""
+    if SESSION_COOKIE not in request.cookies:
+        return None
+    if request.headers.get("Origin") != f"{request.scheme}://{request.host}":
+        return None
+    try:
+        return (await browser_session(request, request.app[EXCHANGE_KEY])).account_id
+    except ExchangeError:
+        return None
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -287,4 +307,5 @@ def build_app(exchange: Exchange) -> web.Application:
     app.router.add_get("/metrics", metrics)
     rest.add_routes(app)
     public_pages.add_routes(app)
+    pages.add_routes(app)
     return app

@@ -1,0 +1,124 @@
+// The console's small shared layer: integer money, REST writes with the session's CSRF token,
+// and the exchange's WebSocket. Every amount stays an integer of fen or tonnes; yuan are only
+// ever text.
+"use strict";
+
+const CERX = (() => {
+  const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+  const lang = document.documentElement.lang.startsWith("zh") ? "zh" : "en";
+  const words = JSON.parse(document.getElementById("js-messages")?.textContent ?? "{}");
+  const say = (key) => words[key] ?? key;
+
+  function yuan(fen) {
+    if (fen === null || fen === undefined) return "—";
+    const sign = fen < 0 ? "-" : "";
+    const abs = Math.abs(fen);
+    const whole = Math.floor(abs / 100).toLocaleString("en-US");
+    return `${sign}${whole}.${String(abs % 100).padStart(2, "0")}`;
+  }
+
+  // "48.1" -> 4810; anything that is not a plain amount with at most two decimals -> null
+  function parseYuan(text) {
+    const m = /^\s*(\d{1,10})(?:\.(\d{1,2}))?\s*$/.exec(text);
+    if (!m) return null;
+    return Number(m[1]) * 100 + Number((m[2] ?? "").padEnd(2, "0"));
+  }
+
+  function parseTonnes(text) {
+    return /^\s*\d{1,10}\s*$/.test(text) ? Number(text) : null;
+  }
+
+  function newKey() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  // A REST write, as a program would send it, but signed by the session cookie and the token.
+  async function post(path, body, key) {
+    const response = await fetch(path, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        "Content-Type": "application/json",
+        "X-CSRF-Token": csrf(),
+        "Idempotency-Key": key,
+      },
+      body: JSON.stringify(body),
+    });
+    return response.json();
+  }
+
+  function show(element, reply) {
+    element.replaceChildren();
+    element.classList.toggle("error", !reply.ok);
+    if (reply.ok) {
+      element.textContent = say("done");
+      return;
+    }
+    const code = document.createElement("code");
+    code.textContent = reply.error.code;
+    element.append(code, " ", say(`error.${reply.error.code}`) === `error.${reply.error.code}`
+      ? reply.error.msg : say(`error.${reply.error.code}`));
+  }
+
+  // Buttons and forms with data-post send their REST request; the page reloads to show the
+  // new state, or shows the refusal with its code.
+  function bindActions() {
+    for (const element of document.querySelectorAll("[data-post]")) {
+      const key = newKey(); // one per control: a double click is one write
+      const send = async (event) => {
+        event.preventDefault();
+        let body = JSON.parse(element.dataset.body ?? "{}");
+        if (element.tagName === "FORM") {
+          for (const input of element.querySelectorAll("input[name], select[name]")) {
+            const t = input.dataset.type;
+            body[input.name] = t === "bool" ? input.value === "true"
+              : t === "int" ? parseTonnes(input.value) : input.value;
+          }
+        }
+        const result = document.getElementById(element.dataset.result);
+        const reply = await post(element.dataset.post, body, key);
+        show(result, reply);
+        if (reply.ok) setTimeout(() => location.reload(), 400);
+      };
+      element.addEventListener(element.tagName === "FORM" ? "submit" : "click", send);
+    }
+  }
+
+  // The exchange's WebSocket, same origin; the session cookie signs a person in. Reconnects.
+  function socket(onOpen, onMessage, onState) {
+    let ws;
+    let requestId = 0;
+    const pending = new Map();
+    const open = () => {
+      const scheme = location.protocol === "https:" ? "wss" : "ws";
+      ws = new WebSocket(`${scheme}://${location.host}/ws`);
+      ws.onopen = () => { onState(true); onOpen(); };
+      ws.onclose = () => { onState(false); setTimeout(open, 2000); };
+      ws.onmessage = (event) => {
+        const message = JSON.parse(event.data);
+        if ("req_id" in message && pending.has(message.req_id)) {
+          pending.get(message.req_id)(message);
+          pending.delete(message.req_id);
+        } else {
+          onMessage(message);
+        }
+      };
+    };
+    open();
+    return {
+      request(op, args) {
+        requestId += 1;
+        const id = requestId;
+        return new Promise((resolve) => {
+          pending.set(id, resolve);
+          ws.send(JSON.stringify({ op, req_id: id, args }));
+        });
+      },
+    };
+  }
+
+  document.addEventListener("DOMContentLoaded", bindActions);
+  return { yuan, parseYuan, parseTonnes, newKey, post, show, socket, say, lang };
+})();
