@@ -177,6 +177,11 @@ def _next_page(value: object) -> str:
     return "/console/"
 
 
+def _see_other(location: str) -> web.Response:
+    """A redirect that sets cookies (a raised HTTPSeeOther would lose them)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
 # -- signing in and out ----------------------------------------------------------------------
 
 
@@ -217,7 +222,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             error=error,
         )
         return _with_form_cookie(response, token)
-    redirect = web.HTTPSeeOther(next_page)
+    redirect = _see_other(next_page)
     # no max_age: the cookie ends with the browser; the server ends the session sooner
     redirect.set_cookie(SESSION_COOKIE, opened.token, httponly=True, samesite="Strict", path="/")
     return redirect
@@ -228,13 +233,13 @@ async def logout(request: web.Request) -> web.StreamResponse:
     viewer = await viewer_of(request)
     if viewer is not None:
         field = form.get("csrf_token")
-        logins.check_csrf(
-            logins.Session(viewer.account_id, viewer.csrf_token, dt.datetime.now(dt.UTC)),
-            field if isinstance(field, str) else None,
-        )
+        if not isinstance(field, str) or not secrets.compare_digest(field, viewer.csrf_token):
+            # another site's form must not sign a person out either
+            code = ErrorCode.AUTH_CSRF_TOKEN_INVALID
+            return render(request, "forbidden.html", viewer, 403, code=code)
         async with request.app[EXCHANGE_KEY].database.pool.acquire() as conn:
             await logins.sign_out(conn, request.cookies[SESSION_COOKIE], dt.datetime.now(dt.UTC))
-    redirect = web.HTTPSeeOther("/console/login")
+    redirect = _see_other("/console/login")
     redirect.del_cookie(SESSION_COOKIE, path="/")
     return redirect
 
@@ -242,7 +247,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 async def language(request: web.Request) -> web.StreamResponse:
     """Switch the language and go back to the page it was switched on."""
     to = request.match_info["lang"]
-    redirect = web.HTTPSeeOther(_next_page(request.query.get("back")))
+    redirect = _see_other(_next_page(request.query.get("back")))
     redirect.set_cookie(LANG_COOKIE, Lang(to).value, max_age=YEAR_S, samesite="Lax", path="/")
     return redirect
 
@@ -407,7 +412,7 @@ async def regulator_page(request: web.Request, viewer: Viewer) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     static = resources.files("exchange.console") / "static"
-    app.router.add_get("/console", lambda _: _redirect("/console/"))
+    app.router.add_get("/console", _to_home)
     app.router.add_get("/console/", home)
     app.router.add_get("/console/login", login_page)
     app.router.add_post("/console/login", login)
@@ -425,5 +430,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_static("/console/static", str(static), append_version=True)
 
 
-async def _redirect(to: str) -> web.StreamResponse:
-    raise web.HTTPSeeOther(to)
+async def _to_home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther("/console/")

@@ -87,6 +87,8 @@ const CERX = (() => {
   }
 
   // The exchange's WebSocket, same origin; the session cookie signs a person in. Reconnects.
+  const utf8 = new TextDecoder();
+
   function socket(onOpen, onMessage, onState) {
     let ws;
     let requestId = 0;
@@ -94,10 +96,12 @@ const CERX = (() => {
     const open = () => {
       const scheme = location.protocol === "https:" ? "wss" : "ws";
       ws = new WebSocket(`${scheme}://${location.host}/ws`);
+      ws.binaryType = "arraybuffer"; // the exchange sends its JSON in binary frames
       ws.onopen = () => { onState(true); onOpen(); };
       ws.onclose = () => { onState(false); setTimeout(open, 2000); };
       ws.onmessage = (event) => {
-        const message = JSON.parse(event.data);
+        const text = typeof event.data === "string" ? event.data : utf8.decode(event.data);
+        const message = JSON.parse(text);
         if ("req_id" in message && pending.has(message.req_id)) {
           pending.get(message.req_id)(message);
           pending.delete(message.req_id);

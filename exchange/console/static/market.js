@@ -7,6 +7,7 @@
   if (!root) return;
   const symbol = root.dataset.symbol;
   const reference = Number(root.dataset.reference);
+  let volume = Number(root.dataset.volume);
   const bids = new Map();
   const asks = new Map();
   let bookSeq = null;
@@ -71,6 +72,8 @@
       tape.prepend(tr);
       while (tape.rows.length > 50) tape.deleteRow(-1);
       document.getElementById("last").textContent = CERX.yuan(m.price);
+      volume += m.quantity;
+      document.getElementById("volume").textContent = volume.toLocaleString("en-US");
       document.getElementById("change").textContent = CERX.yuan(m.price - reference);
     } else if (m.type === "bar") {
       candles.update({

@@ -1,0 +1,161 @@
+"""Each role's main path in headless Chromium against a real server and PostgreSQL: a trade
+placed in one browser appears in another's book and tape; a ticket the instrument would refuse
+is refused before it is sent; a trader cannot open the regulator's pages; the regulator
+approves a certificate in the browser and the public verifies its file, and a tampered file is
+shown as tampered. Screenshots of each page, in both languages, are saved (see browser.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Page, expect
+
+from exchange.service import Exchange
+from matching import Side
+from tests.console.browser import PHONE, browser, person, shoot
+from tests.console.people import give_login
+from tests.exchange.conftest import Market
+from tests.exchange.market import SYMBOL
+from tests.exchange.rest_client import Rest, Staff
+from tests.exchange.test_rest_certificates import retired_and_applied
+
+__all__ = ["browser"]
+
+
+async def place(page: Page, side: str, price: str, quantity: str) -> None:
+    await page.locator(f'input[name="side"][value="{side}"]').check()
+    await page.locator("#t-price").fill(price)
+    await page.locator("#t-quantity").fill(quantity)
+    await page.locator("#ticket button[type=submit]").click()
+
+
+async def test_a_trade_placed_in_one_browser_shows_in_anothers_book_and_tape(
+    browser: Browser, exchange: Exchange, server: TestServer, market: Market
+) -> None:
+    (_, seller), (buyer, _) = market
+    _, public = await person(browser, server, None)
+    await public.goto(str(server.make_url(f"/console/market/{SYMBOL}")))
+    await expect(public.locator("#book-state")).to_have_text("实时")
+
+    _, selling = await person(browser, server, await give_login(exchange, seller))
+    await selling.goto(str(server.make_url("/console/trader")))
+    await expect(selling.locator("#ws-state")).to_have_text("实时")
+    await place(selling, "sell", "50.00", "5")
+    await expect(selling.locator("#t-result")).to_have_text("已完成")
+    await expect(selling.locator("#orders tr[data-order]")).to_have_count(1)
+    # the public book shows the offer: ask 50.00 for 5 t
+    ask = public.locator("#book tr").first.locator("td")
+    await expect(ask.nth(2)).to_have_text("50.00")
+    await expect(ask.nth(3)).to_have_text("5")
+
+    _, buying = await person(browser, server, await give_login(exchange, buyer))
+    await buying.goto(str(server.make_url("/console/trader")))
+    await expect(buying.locator("#ws-state")).to_have_text("实时")
+    # refused in the page, with the exchange's code, before anything is sent
+    for price, quantity, code in (
+        ("5000.00", "5", "PRICE_MUST_BE_WITHIN_BAND"),
+        ("50.001", "5", "PRICE_MUST_BE_GIVEN_FOR_LIMIT"),
+        ("50.00", "0", "QUANTITY_MUST_BE_WITHIN_LIMITS"),
+    ):
+        await place(buying, "buy", price, quantity)
+        await expect(buying.locator("#t-result code")).to_have_text(code)
+    assert exchange.reports.open_orders(buyer) == []
+
+    await place(buying, "buy", "50.00", "5")
+    await expect(buying.locator("#fills tr").first.locator("td").nth(4)).to_have_text("5")
+    tape = public.locator("#tape tr").first.locator("td")
+    await expect(tape.nth(1)).to_have_text("50.00")
+    await expect(tape.nth(2)).to_have_text("5")
+    await expect(public.locator("#last")).to_have_text("50.00")
+    await expect(public.locator("#volume")).to_have_text("5")
+    await expect(selling.locator("#orders tr[data-order]")).to_have_count(0)
+    await expect(public.locator("#book tr")).to_have_count(0)
+    assert exchange.reports.open_orders(seller) == []
+    await exchange.settler.drain()
+    fills = await exchange.ledger.balance(buyer)
+    assert fills.available_fen < 5_000_000  # paid: 5 t at 50.00 and the fee
+
+    await shoot(public, "market-zh")
+    await shoot(buying, "trader-zh")
+    await buying.goto(str(server.make_url("/console/lang/en?back=/console/trader")))
+    await expect(buying.locator("h1")).to_have_text("My trading")
+    await shoot(buying, "trader-en")
+    await public.goto(str(server.make_url("/console/lang/en?back=/console/market")))
+    await expect(public.locator("h1")).to_have_text("Market")
+    await shoot(public, "market-en")
+    await public.set_viewport_size(PHONE)
+    await shoot(public, "market-en-phone")
+    csv = await buying.request.get(str(server.make_url("/console/trader/trades.csv")))
+    lines = (await csv.text()).splitlines()
+    assert lines[0].startswith("trade_id,symbol,side")
+    assert any(
+        line.endswith(
+            f",{SYMBOL},{Side.BUY.value},",
+        )
+        is False
+        for line in lines
+    )
+    assert any(",50.00,5," in line for line in lines[1:])
+
+
+async def test_a_trader_cannot_open_the_regulators_desk(
+    browser: Browser, exchange: Exchange, server: TestServer, market: Market
+) -> None:
+    (_, trader), _ = market
+    _, page = await person(browser, server, await give_login(exchange, trader), "en")
+    response = await page.goto(str(server.make_url("/console/regulator")))
+    assert response is not None and response.status == 403
+    await expect(page.locator("p.error code")).to_have_text("AUTH_FORBIDDEN")
+    await expect(page.locator('a[href="/console/regulator"]')).to_have_count(0)
+    await shoot(page, "forbidden-en")
+
+
+async def test_the_regulator_issues_a_certificate_that_the_public_verifies_and_a_tampered_one_fails(
+    browser: Browser,
+    exchange: Exchange,
+    server: TestServer,
+    rest: Rest,
+    team: Staff,
+    tmp_path: Path,
+) -> None:
+    _, application_id = await retired_and_applied(exchange, rest, team)
+    _, desk = await person(browser, server, await give_login(exchange, team.regulator_id))
+    await desk.goto(str(server.make_url("/console/regulator")))
+    await shoot(desk, "regulator-zh")
+    row = desk.locator("tr", has_text="2026 年会")
+    await expect(row.locator("td").first).to_have_text(str(application_id))
+    await row.get_by_role("button", name="批准并签发").click()
+    await expect(desk.locator("#reg-result")).to_have_text("已完成")
+    await expect(desk.locator("tr", has_text="2026 年会")).to_have_count(0)  # reloaded
+    application = next(
+        a for a in await exchange.offsets.applications() if a.application_id == application_id
+    )
+    assert application.state == "approved" and application.certificate_id is not None
+    certificate_id = application.certificate_id
+
+    _, public = await person(browser, server, None, "en")
+    await public.goto(str(server.make_url("/console/verify")))
+    await public.get_by_label("Certificate id").fill(certificate_id)
+    await public.locator("#by-id button").click()
+    await expect(public.locator("body")).to_contain_text(certificate_id)
+    pdf = await public.request.get(str(server.make_url(f"/certificates/{certificate_id}.pdf")))
+    assert pdf.ok and (await pdf.body()).startswith(b"%PDF")
+    download = await public.request.get(
+        str(server.make_url(f"/certificates/{certificate_id}.json"))
+    )
+    original = await download.body()
+    genuine, tampered = tmp_path / "genuine.json", tmp_path / "tampered.json"
+    genuine.write_bytes(original)
+    document = json.loads(original)
+    document["certificate"]["emissions_t"] += 1  # one tonne less to cover
+    tampered.write_text(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
+
+    for file, verdict in ((genuine, "valid"), (tampered, "tampered")):
+        await public.goto(str(server.make_url("/console/verify")))
+        await public.locator("#file").set_input_files(str(file))
+        await public.locator("#by-file button").click()
+        await expect(public.locator("#verdict")).to_have_class(f"verdict {verdict}")
+        await shoot(public, f"verify-{verdict}-en")
+    await expect(public.locator("#verdict")).to_contain_text("SIGNATURE_INVALID")
