@@ -34,9 +34,11 @@ from exchange.errors import ErrorCode, ExchangeError
 from exchange.rest import ROUTES
 from exchange.rest_account import TradesQuery
 from exchange.rest_certificates import StateQuery
+from exchange.rest_offsets import Preview, YearPath, YearQuery, today
 from exchange.service import EXCHANGE_KEY, Exchange
+from offsets.errors import OffsetError
 from offsets.signing import verify_bytes
-from settlement.values import HOLDER_ROLES, Role
+from settlement.values import HOLDER_ROLES, Holding, Role, SerialRange, TonneState
 
 ROUTE = {route.name: route for route in ROUTES}
 FORM_COOKIE = "cerx_form"
@@ -379,6 +381,94 @@ def _check_file(exchange: Exchange, data: bytes) -> Checked:
     return Checked("tampered", f"{verdict.reason}: {verdict.message}")
 
 
+class Planned(NamedTuple):
+    """Serial ranges a surrender of so many tonnes would consume, named before it is sent."""
+
+    ranges: list[SerialRange]
+    short_t: int  # what the eligible free tonnes could not cover
+
+
+def plan_surrender(holdings: list[Holding], eligible: set[str], quantity_t: int) -> Planned:
+    """The first `quantity_t` free tonnes of eligible blocks, oldest vintage first: the console
+    shows these, then sends exactly these ranges, so what a person confirms is what moves."""
+    free = sorted(
+        (h for h in holdings if h.state is TonneState.FREE and h.block_id in eligible),
+        key=lambda h: (h.vintage, h.block_id, h.first),
+    )
+    ranges, wanted = [], quantity_t
+    for holding in free:
+        if wanted == 0:
+            break
+        take = min(wanted, holding.quantity_t)
+        ranges.append(SerialRange(holding.block_id, holding.first, holding.first + take - 1))
+        wanted -= take
+    return Planned(ranges, wanted)
+
+
+@signed_in
+async def compliance_page(request: web.Request, viewer: Viewer) -> web.Response:
+    """A compliance entity's year: its obligation, what both caps still allow, its eligible
+    holdings, a surrender in two steps (quantity, then the exact ranges to confirm), and its
+    record."""
+    _for(viewer, Role.COMPLIANCE_ENTITY)
+    exchange = request.app[EXCHANGE_KEY]
+    try:
+        year = YearPath(int(request.query.get("year") or today().year)).year
+    except (ValueError, msgspec.ValidationError):
+        raise web.HTTPBadRequest(text="year: 2000-2100") from None
+    refusal: ExchangeError | OffsetError | None = None
+    preview: Preview | None = None
+    try:
+        preview = await read_as(
+            ROUTE["GET /api/v1/offsets/{year}/preview"], exchange, viewer.account_id, YearPath(year)
+        )
+    except OffsetError as error:  # no rules for the year yet, no verified emissions
+        refusal = error
+    surrendered = await read_as(
+        ROUTE["GET /api/v1/offsets/surrenders"], exchange, viewer.account_id, YearQuery(year)
+    )
+    planned: Planned | None = None
+    wanted = request.query.get("quantity_t", "")
+    if preview is not None and wanted:
+        if not wanted.isascii() or not wanted.isdigit() or not 0 < int(wanted) <= 10**9:
+            refusal = ExchangeError(ErrorCode.INVALID_ARGS, "quantity_t: a whole number of tonnes")
+        else:
+            holdings = await read_as(ROUTE["GET /api/v1/holdings"], exchange, viewer.account_id)
+            eligible = {b.block_id for b in preview.blocks if b.eligible}
+            planned = plan_surrender(holdings.holdings, eligible, int(wanted))
+    return render(
+        request,
+        "compliance.html",
+        viewer,
+        year=year,
+        preview=preview,
+        refusal=refusal,
+        surrendered=surrendered,
+        planned=planned,
+        planned_json=(
+            "" if planned is None else msgspec.json.encode({"ranges": planned.ranges}).decode()
+        ),
+    )
+
+
+@signed_in
+async def retire_page(request: web.Request, viewer: Viewer) -> web.Response:
+    """A holder retires tonnes, applies for a neutrality certificate on its retirements, follows
+    the application, and downloads the certificate once issued."""
+    if not viewer.holds:
+        raise ExchangeError(ErrorCode.AUTH_FORBIDDEN, "this page is for holders of CERs")
+    exchange = request.app[EXCHANGE_KEY]
+    return render(
+        request,
+        "retire.html",
+        viewer,
+        retirements=await read_as(ROUTE["GET /api/v1/retirements"], exchange, viewer.account_id),
+        applications=await read_as(
+            ROUTE["GET /api/v1/certificate-applications"], exchange, viewer.account_id
+        ),
+    )
+
+
 def _for(viewer: Viewer, role: Role) -> None:
     if not viewer.has(role):
         raise ExchangeError(ErrorCode.AUTH_FORBIDDEN, f"this page is for the {role}")
@@ -426,6 +516,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/console/verify", verify_upload)
     app.router.add_get("/console/verify/id", verify_id)
     app.router.add_get("/console/operator", operator_page)
+    app.router.add_get("/console/compliance", compliance_page)
+    app.router.add_get("/console/retire", retire_page)
     app.router.add_get("/console/regulator", regulator_page)
     app.router.add_static("/console/static", str(static), append_version=True)
 

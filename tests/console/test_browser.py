@@ -14,12 +14,14 @@ from playwright.async_api import Browser, Page, expect
 
 from exchange.service import Exchange
 from matching import Side
+from settlement.values import Role, TonneState
 from tests.console.browser import PHONE, browser, person, shoot
 from tests.console.people import give_login
 from tests.exchange.conftest import Market
 from tests.exchange.market import SYMBOL
 from tests.exchange.rest_client import Rest, Staff
 from tests.exchange.test_rest_certificates import retired_and_applied
+from tests.exchange.test_rest_offsets import holder, ok, rules
 
 __all__ = ["browser"]
 
@@ -159,3 +161,85 @@ async def test_the_regulator_issues_a_certificate_that_the_public_verifies_and_a
         await expect(public.locator("#verdict")).to_have_class(f"verdict {verdict}")
         await shoot(public, f"verify-{verdict}-en")
     await expect(public.locator("#verdict")).to_contain_text("SIGNATURE_INVALID")
+
+
+async def test_a_surrender_is_confirmed_range_by_range_and_one_beyond_the_cap_moves_nothing(
+    browser: Browser, exchange: Exchange, server: TestServer, rest: Rest, team: Staff
+) -> None:
+    year = 2091
+    ok(await rest.post("/api/v1/regulator/offset-rules", rules(year), team.regulator))
+    entity, project = await holder(exchange, rest, team, Role.COMPLIANCE_ENTITY)
+    emissions = {"year": year, "account_id": entity, "emissions_t": 100}  # cap: 10 t
+    ok(await rest.post("/api/v1/regulator/verified-emissions", emissions, team.regulator))
+    _, page = await person(browser, server, await give_login(exchange, entity))
+    await page.goto(str(server.make_url(f"/console/compliance?year={year}")))
+    await expect(page.locator("#may-surrender")).to_have_text("10")
+
+    await page.get_by_label("抵消数量（吨）").fill("8")
+    await page.get_by_role("button", name="下一步：核对序列号").click()
+    # the 2024 block is out of scope: the ranges shown are the oldest eligible, 2025's
+    block = f"SZCER-{project}-2025-1"
+    cells = page.locator("#planned tbody tr").first.locator("td")
+    await expect(cells.nth(0)).to_have_text(block)
+    await expect(cells.nth(1)).to_have_text("1")
+    await expect(cells.nth(2)).to_have_text("8")
+    await shoot(page, "compliance-confirm-zh")
+    await page.get_by_role("button", name="确认抵消").click()
+    await expect(page.locator("#surrendered")).to_have_text("8")  # the page came back
+    await expect(page.locator("#record tr")).to_have_count(1)
+
+    holdings_before = await exchange.ledger.holdings(entity)
+    await page.get_by_label("抵消数量（吨）").fill("5")
+    await page.get_by_role("button", name="下一步：核对序列号").click()
+    await expect(page.locator("#planned tbody td").first).to_have_text(block)
+    await page.get_by_role("button", name="确认抵消").click()
+    await expect(page.locator("#surrender-result code")).to_have_text("ENTITY_CAP_EXCEEDED")
+    await shoot(page, "compliance-refused-zh")
+    assert await exchange.ledger.holdings(entity) == holdings_before
+    surrendered = await exchange.offsets.surrenders(entity, year)
+    assert [s.quantity_t for s in surrendered] == [8]
+
+
+async def test_a_holder_retires_applies_and_downloads_its_certificate_in_the_browser(
+    browser: Browser, exchange: Exchange, server: TestServer, rest: Rest, team: Staff
+) -> None:
+    account, _ = await holder(exchange, rest, team, Role.TRADER)
+    _, page = await person(browser, server, await give_login(exchange, account), "en")
+    await page.goto(str(server.make_url("/console/retire")))
+    retire = page.locator("#retire")
+    await retire.get_by_label("Tonnes (or the ranges below)").fill("30")
+    await retire.get_by_label("Beneficiary").fill("Futian Bakery Co.")
+    await retire.get_by_label("Purpose").fill("Neutral bakery 2026")
+    await retire.get_by_role("button", name="Retire").click()
+    await expect(page.locator("#retirements tr")).to_have_count(1)
+    # a bad range is the API's refusal, shown with its code
+    await retire.get_by_label("Serial ranges (BLOCK:first-last, one a line)").fill("nonsense")
+    await retire.get_by_label("Beneficiary").fill("x")
+    await retire.get_by_label("Purpose").fill("y")
+    await retire.get_by_role("button", name="Retire").click()
+    await expect(page.locator("#retire-result code")).to_have_text("INVALID_ARGS")
+
+    apply = page.locator("#apply")
+    await apply.locator('input[name="retirement_ids"]').first.check()
+    await apply.get_by_label("Beneficiary").fill("Futian Bakery Co.")
+    await apply.get_by_label("Kind of subject").select_option("product_batch")
+    await apply.get_by_label("Subject", exact=True).fill("Bread, March 2026")
+    await apply.get_by_label("Emissions (t)").fill("25")
+    await apply.get_by_label("Purpose", exact=True).fill("Neutral bakery 2026")
+    await apply.get_by_role("button", name="Apply").click()
+    await expect(page.locator("#applications tr td").nth(4)).to_have_text("Submitted")
+    await shoot(page, "retire-en")
+
+    mine = await exchange.offsets.applications(state="submitted")
+    application = next(a for a in mine if a.account_id == account)
+    decided = f"/api/v1/regulator/certificate-applications/{application.application_id}/decision"
+    ok(await rest.post(decided, {"approve": True}, team.regulator))
+    await page.reload()
+    await expect(page.locator("#applications tr td").nth(4)).to_have_text("Approved")
+    pdf_link = page.locator("#applications a", has_text="PDF")
+    async with page.expect_download() as downloading:
+        await pdf_link.click()
+    pdf = await (await downloading.value).path()
+    assert Path(pdf).read_bytes().startswith(b"%PDF")
+    retired = [h for h in await exchange.ledger.holdings(account) if h.state is TonneState.RETIRED]
+    assert sum(h.quantity_t for h in retired) == 30

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from exchange.console.catalogue import JS_KEYS, MESSAGES
 from exchange.service import Exchange
 from matching import Side, TradingStatus
+from offsets.certificate import SubjectKind
 from settlement.values import TonneState
 from tests.console.people import (
     PASSWORD,
@@ -214,7 +215,8 @@ def test_every_message_the_console_shows_exists_in_both_languages() -> None:
         if script.name.endswith(".js"):
             used |= set(re.findall(r'CERX\.say\("([a-z_.]+)"\)', script.read_text()))
     used |= {f"status.{s.value}" for s in TradingStatus} | {f"side.{s.value}" for s in Side}
-    used |= {f"tonne.{s.value}" for s in TonneState}
+    used |= {f"tonne.{s.value}" for s in TonneState} | {f"subject.{k.value}" for k in SubjectKind}
+    used |= {f"state.{state}" for state in ("submitted", "approved", "rejected")}
     used |= {f"operator.{a}" for a in ("halt", "resume", "auction/start", "auction/uncross")}
     assert len(used) > 100
     missing = sorted(key for key in used if key not in MESSAGES)

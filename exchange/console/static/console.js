@@ -62,6 +62,36 @@ const CERX = (() => {
       ? reply.error.msg : say(`error.${reply.error.code}`));
   }
 
+  // "BLOCK:1-10" per line -> [{block_id, first, last}]; null if a line is not a range
+  function parseRanges(text) {
+    const ranges = [];
+    for (const line of text.split(/[\n,]+/).map((l) => l.trim()).filter(Boolean)) {
+      const m = /^([A-Z0-9-]{1,64}):(\d{1,12})-(\d{1,12})$/.exec(line);
+      if (!m) return null;
+      ranges.push({ block_id: m[1], first: Number(m[2]), last: Number(m[3]) });
+    }
+    return ranges;
+  }
+
+  // A form's fields as the route's JSON body: empty fields are left out (the route's default),
+  // data-type says how to read the others.
+  function fields(form) {
+    const body = {};
+    for (const input of form.querySelectorAll("input[name], select[name], textarea[name]")) {
+      const type = input.dataset.type;
+      if (type === "int-list") {
+        body[input.name] ??= [];
+        if (input.checked) body[input.name].push(Number(input.value));
+        continue;
+      }
+      if (input.value.trim() === "") continue;
+      body[input.name] = type === "bool" ? input.value === "true"
+        : type === "int" ? (parseTonnes(input.value) ?? input.value)
+          : type === "ranges" ? (parseRanges(input.value) ?? input.value) : input.value;
+    }
+    return body;
+  }
+
   // Buttons and forms with data-post send their REST request; the page reloads to show the
   // new state, or shows the refusal with its code.
   function bindActions() {
@@ -70,17 +100,14 @@ const CERX = (() => {
       const send = async (event) => {
         event.preventDefault();
         let body = JSON.parse(element.dataset.body ?? "{}");
-        if (element.tagName === "FORM") {
-          for (const input of element.querySelectorAll("input[name], select[name]")) {
-            const t = input.dataset.type;
-            body[input.name] = t === "bool" ? input.value === "true"
-              : t === "int" ? parseTonnes(input.value) : input.value;
-          }
-        }
+        if (element.tagName === "FORM") body = { ...body, ...fields(element) };
         const result = document.getElementById(element.dataset.result);
         const reply = await post(element.dataset.post, body, key);
         show(result, reply);
-        if (reply.ok) setTimeout(() => location.reload(), 400);
+        if (reply.ok) {
+          const then = element.dataset.then;
+          setTimeout(() => { if (then) location.assign(then); else location.reload(); }, 400);
+        }
       };
       element.addEventListener(element.tagName === "FORM" ? "submit" : "click", send);
     }
