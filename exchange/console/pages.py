@@ -28,6 +28,7 @@ from aiohttp import web
 
 from exchange import logins
 from exchange.console.catalogue import JS_KEYS, MESSAGES
+from exchange.console.forms import forms
 from exchange.console.i18n import LANG_COOKIE, Lang, chosen, shanghai, tonnes, translate, yuan
 from exchange.endpoint import SESSION_COOKIE, read_as
 from exchange.errors import ErrorCode, ExchangeError
@@ -35,9 +36,11 @@ from exchange.rest import ROUTES
 from exchange.rest_account import TradesQuery
 from exchange.rest_certificates import StateQuery
 from exchange.rest_offsets import Preview, YearPath, YearQuery, today
+from exchange.rest_registration import QueueQuery
 from exchange.service import EXCHANGE_KEY, Exchange
 from offsets.errors import OffsetError
 from offsets.signing import verify_bytes
+from registration.values import OPEN_STATES
 from settlement.values import HOLDER_ROLES, Holding, Role, SerialRange, TonneState
 
 ROUTE = {route.name: route for route in ROUTES}
@@ -60,7 +63,13 @@ def _value(member: object) -> str:
     return str(member.value) if isinstance(member, Enum) else str(member).lower()
 
 
-TEMPLATES.filters.update(yuan=yuan, tonnes=tonnes, shanghai=shanghai, v=_value)
+def _facts(struct: msgspec.Struct) -> list[tuple[str, object]]:
+    """A struct's fields and values, in order, for a list of facts (an application's content)."""
+    return [(name, getattr(struct, name)) for name in struct.__struct_fields__]
+
+
+TEMPLATES.filters.update(yuan=yuan, tonnes=tonnes, shanghai=shanghai, v=_value, facts=_facts)
+FORMS = forms(ROUTES)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -484,6 +493,9 @@ async def operator_page(request: web.Request, viewer: Viewer) -> web.Response:
         viewer,
         instruments=await read_as(ROUTE["GET /api/v1/instruments"], exchange, None),
         lag_items=exchange.settler.lag,
+        settled_items=exchange.settler.applied_items,
+        settler_error=exchange.settler.error,
+        forms_of=FORMS,
     )
 
 
@@ -497,7 +509,21 @@ async def regulator_page(request: web.Request, viewer: Viewer) -> web.Response:
         viewer.account_id,
         StateQuery(state="submitted"),
     )
-    return render(request, "regulator.html", viewer, applications=queue)
+    submissions = [
+        submission
+        for submission in await read_as(
+            ROUTE["GET /api/v1/regulator/applications"], exchange, viewer.account_id, QueueQuery()
+        )
+        if submission.state in OPEN_STATES and submission.decider_id is None
+    ]
+    return render(
+        request,
+        "regulator.html",
+        viewer,
+        applications=queue,
+        submissions=submissions,
+        forms_of=FORMS,
+    )
 
 
 def add_routes(app: web.Application) -> None:

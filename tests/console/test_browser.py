@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
+from exchange.rest_offsets import today
 from exchange.service import Exchange
 from matching import Side
 from settlement.values import Role, TonneState
@@ -243,3 +244,75 @@ async def test_a_holder_retires_applies_and_downloads_its_certificate_in_the_bro
     assert Path(pdf).read_bytes().startswith(b"%PDF")
     retired = [h for h in await exchange.ledger.holdings(account) if h.state is TonneState.RETIRED]
     assert sum(h.quantity_t for h in retired) == 30
+
+
+async def test_the_regulator_records_emissions_from_a_csv_with_a_report_of_each_row(
+    browser: Browser, exchange: Exchange, server: TestServer, rest: Rest, team: Staff,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    year = 2092
+    ok(await rest.post("/api/v1/regulator/offset-rules", rules(year), team.regulator))
+    entity, _ = await holder(exchange, rest, team, Role.COMPLIANCE_ENTITY)
+    upload = tmp_path / "emissions.csv"
+    upload.write_text(
+        "year,account_id,emissions_t\n"
+        f"{year},{entity},4200\n"
+        f"{year},999999,10\n"  # no such account
+        f"{year},{entity},-5\n"  # not an amount
+    )
+    _, desk = await person(browser, server, await give_login(exchange, team.regulator_id), "en")
+    await desk.goto(str(server.make_url("/console/regulator")))
+    await desk.locator("#emissions-file").set_input_files(str(upload))
+    await desk.locator("#emissions-csv button").click()
+    rows = desk.locator("#csv-report tbody tr")
+    await expect(rows).to_have_count(3)
+    await expect(rows.nth(0).locator("td").nth(2)).to_have_text("Done")
+    await expect(rows.nth(1).locator("td code")).to_have_text("ACCOUNT_NOT_FOUND")
+    await expect(rows.nth(2).locator("td code")).to_have_text("INVALID_ARGS")
+    await shoot(desk, "regulator-emissions-en")
+    position = await exchange.offsets.position(year, entity, today())
+    assert position.emissions_t == 4200
+
+    # the same file again records nothing twice: the first row's write is the same write
+    await desk.locator("#emissions-csv button").click()
+    await expect(rows.nth(0).locator("td").nth(2)).to_have_text("Done")
+    async with exchange.database.pool.acquire() as conn:
+        versions = await conn.fetchval(
+            "SELECT count(*) FROM verified_emissions WHERE year = $1 AND account_id = $2",
+            year,
+            entity,
+        )
+    assert versions == 1
+
+    # one at a time, from the form the route's own body made
+    form = desk.locator("#emissions")
+    await form.get_by_label("Year").fill(str(year))
+    await form.get_by_label("Account").fill(str(entity))
+    await form.get_by_label("Emissions (t)").fill("5000")
+    await form.get_by_role("button", name="Record").click()
+    await expect(form.locator("#emissions-result")).to_have_text("Done")
+    assert (await exchange.offsets.position(year, entity, today())).emissions_t == 5000
+
+
+async def test_the_operator_halts_resumes_and_deposits_in_yuan(
+    browser: Browser, exchange: Exchange, server: TestServer, market: Market, team: Staff
+) -> None:
+    _, (buyer, _) = market
+    before = (await exchange.ledger.balance(buyer)).available_fen
+    _, desk = await person(browser, server, await give_login(exchange, team.operator_id))
+    await desk.goto(str(server.make_url("/console/operator")))
+    row = desk.locator("tr", has_text=SYMBOL)
+    await row.get_by_role("button", name="暂停").click()
+    await expect(row.locator("td.status")).to_have_text("暂停")
+    assert exchange.engine.books[SYMBOL].status.value == "halted"
+    await desk.locator("tr", has_text=SYMBOL).get_by_role("button", name="恢复").click()
+    await expect(desk.locator("tr", has_text=SYMBOL).locator("td.status")).to_have_text("连续交易")
+
+    await desk.get_by_text("入金", exact=True).first.click()  # open the details
+    form = desk.locator("form", has=desk.get_by_role("button", name="入金"))
+    await form.get_by_label("账户号").fill(str(buyer))
+    await form.get_by_label("金额 · 元").fill("12.34")
+    await form.get_by_role("button", name="入金").click()
+    await expect(form.locator("p[role=status]")).to_have_text("已完成")
+    assert (await exchange.ledger.balance(buyer)).available_fen == before + 1_234
+    await shoot(desk, "operator-zh")

@@ -12,9 +12,18 @@ import msgspec
 from aiohttp.test_utils import TestServer
 
 from exchange.console.catalogue import JS_KEYS, MESSAGES
+from exchange.console.pages import FORMS
 from exchange.service import Exchange
 from matching import Side, TradingStatus
 from offsets.certificate import SubjectKind
+from registration.values import (
+    Kind,
+    MethodologyContent,
+    ProjectContent,
+    ScenarioContent,
+    SpecificationContent,
+    State,
+)
 from settlement.values import TonneState
 from tests.console.people import (
     PASSWORD,
@@ -210,7 +219,9 @@ def test_every_message_the_console_shows_exists_in_both_languages() -> None:
     package = resources.files("exchange.console")
     used = set(JS_KEYS)
     for template in (package / "templates").iterdir():
-        used |= set(re.findall(r"t\('([a-z_./]+)'\)", template.read_text()))
+        text = template.read_text()
+        used |= set(re.findall(r"t\('([a-z_./]+)'\)", text))
+        used |= set(re.findall(r"'((?:form|regulator|operator)\.[a-z_/]+)'", text))
     for script in (package / "static").iterdir():
         if script.name.endswith(".js"):
             used |= set(re.findall(r'CERX\.say\("([a-z_.]+)"\)', script.read_text()))
@@ -218,7 +229,12 @@ def test_every_message_the_console_shows_exists_in_both_languages() -> None:
     used |= {f"tonne.{s.value}" for s in TonneState} | {f"subject.{k.value}" for k in SubjectKind}
     used |= {f"state.{state}" for state in ("submitted", "approved", "rejected")}
     used |= {f"operator.{a}" for a in ("halt", "resume", "auction/start", "auction/uncross")}
-    assert len(used) > 100
+    used |= {field.label_key for fields in FORMS.values() for field in fields}
+    for content in (MethodologyContent, ProjectContent, ScenarioContent, SpecificationContent):
+        used |= {f"field.{name}" for name in content.__struct_fields__}
+    used |= {f"kind.{kind.value}" for kind in Kind} | {f"regstate.{s.value}" for s in State}
+    used |= {"opinion.true", "opinion.false"}
+    assert len(used) > 200
     missing = sorted(key for key in used if key not in MESSAGES)
     assert missing == []
     assert all(zh.strip() and en.strip() for zh, en in MESSAGES.values())

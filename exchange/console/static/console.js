@@ -58,8 +58,11 @@ const CERX = (() => {
     }
     const code = document.createElement("code");
     code.textContent = reply.error.code;
-    element.append(code, " ", say(`error.${reply.error.code}`) === `error.${reply.error.code}`
-      ? reply.error.msg : say(`error.${reply.error.code}`));
+    const key = `error.${reply.error.code}`;
+    // the translation when there is one, and the API's own words, which say which field
+    const detail = say(key) === key ? reply.error.msg
+      : reply.error.msg === reply.error.code ? say(key) : `${say(key)} (${reply.error.msg})`;
+    element.append(code, " ", detail);
   }
 
   // "BLOCK:1-10" per line -> [{block_id, first, last}]; null if a line is not a range
@@ -73,21 +76,36 @@ const CERX = (() => {
     return ranges;
   }
 
+  function read(input) {
+    const type = input.dataset.type;
+    const text = input.value.trim();
+    const list = (parse) => text.split(",").map((v) => v.trim()).filter(Boolean).map(parse);
+    switch (type) {
+      case "int": return parseTonnes(text) ?? text;
+      case "fen": return parseYuan(text) ?? text;
+      case "ranges": return parseRanges(text) ?? text;
+      case "text-list": return list((v) => v);
+      case "int-list": return list((v) => parseTonnes(v) ?? v);
+      case "bool": return input.type === "checkbox" ? input.checked : text === "true";
+      default: return input.value;
+    }
+  }
+
   // A form's fields as the route's JSON body: empty fields are left out (the route's default),
-  // data-type says how to read the others.
+  // data-type says how to read the others, and dotted names nest ("period.start").
   function fields(form) {
     const body = {};
     for (const input of form.querySelectorAll("input[name], select[name], textarea[name]")) {
-      const type = input.dataset.type;
-      if (type === "int-list") {
-        body[input.name] ??= [];
-        if (input.checked) body[input.name].push(Number(input.value));
-        continue;
+      const path = input.name.split(".");
+      const name = path.pop();
+      // a nested struct is sent only if one of its fields is filled in
+      const into = () => path.reduce((target, part) => (target[part] ??= {}), body);
+      if (input.type === "checkbox" && input.dataset.type === "int-list") {
+        into()[name] ??= [];
+        if (input.checked) into()[name].push(Number(input.value));
+      } else if (input.type === "checkbox" || input.value.trim() !== "") {
+        into()[name] = read(input);
       }
-      if (input.value.trim() === "") continue;
-      body[input.name] = type === "bool" ? input.value === "true"
-        : type === "int" ? (parseTonnes(input.value) ?? input.value)
-          : type === "ranges" ? (parseRanges(input.value) ?? input.value) : input.value;
     }
     return body;
   }
