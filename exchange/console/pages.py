@@ -273,6 +273,40 @@ async def home(request: web.Request) -> web.Response:
     return render(request, "home.html", viewer, market=market)
 
 
+async def disclosure_page(request: web.Request) -> web.Response:
+    """Art. 27 for people: the public registers and the use of every tonne and point, with
+    charts where a person would rather look than read; from the public routes only."""
+    exchange = request.app[EXCHANGE_KEY]
+    public = await read_as(ROUTE["GET /api/v1/public/disclosure"], exchange, None)
+    points = await read_as(ROUTE["GET /api/v1/public/points"], exchange, None)
+    certificates = await read_as(ROUTE["GET /api/v1/public/certificates"], exchange, None)
+    by_vintage: dict[int, list[int]] = {}
+    for flow in public.flows:
+        row = by_vintage.setdefault(flow.vintage, [0, 0, 0, 0])
+        for i, tonnes_t in enumerate(
+            (flow.issued_t, flow.traded_t, flow.surrendered_t, flow.retired_t)
+        ):
+            row[i] += tonnes_t
+    by_month: dict[str, list[int]] = {}
+    for month in points:
+        row = by_month.setdefault(month.month, [0, 0, 0])
+        for i, count in enumerate((month.issued, month.distributed, month.cancelled)):
+            row[i] += count
+    charts = {
+        "vintages": [[vintage, *row] for vintage, row in sorted(by_vintage.items())],
+        "years": [[y.year, y.total_cap_t, y.surrendered_t] for y in public.years],
+        "points": [[month, *row] for month, row in sorted(by_month.items())],
+    }
+    return render(
+        request,
+        "disclosure.html",
+        await viewer_of(request),
+        public=public,
+        certificates=certificates,
+        charts=charts,
+    )
+
+
 async def market_page(request: web.Request) -> web.Response:
     viewer = await viewer_of(request)
     exchange = request.app[EXCHANGE_KEY]
@@ -534,6 +568,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/console/login", login)
     app.router.add_post("/console/logout", logout)
     app.router.add_get("/console/lang/{lang:zh|en}", language)
+    app.router.add_get("/console/disclosure", disclosure_page)
     app.router.add_get("/console/market", market_page)
     app.router.add_get("/console/market/{symbol}", market_page)
     app.router.add_get("/console/trader", trader_page)

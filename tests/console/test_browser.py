@@ -316,3 +316,26 @@ async def test_the_operator_halts_resumes_and_deposits_in_yuan(
     await expect(form.locator("p[role=status]")).to_have_text("已完成")
     assert (await exchange.ledger.balance(buyer)).available_fen == before + 1_234
     await shoot(desk, "operator-zh")
+
+
+async def test_the_public_reads_the_disclosure_with_its_charts_in_both_languages(
+    browser: Browser, exchange: Exchange, server: TestServer, rest: Rest, team: Staff
+) -> None:
+    ok(await rest.post("/api/v1/regulator/offset-rules", rules(2093), team.regulator))
+    _, project = await holder(exchange, rest, team)
+    for lang, title in (("zh", "信息公开"), ("en", "Public disclosure")):
+        _, page = await person(browser, server, None, lang)
+        await page.goto(str(server.make_url("/console/disclosure")))
+        await expect(page.locator("h1")).to_have_text(title)
+        # Chart.js drew into each canvas: a drawn canvas has a size and pixels set
+        for chart in ("chart-vintages", "chart-years", "chart-points"):
+            drawn = await page.evaluate(
+                "id => Chart.getChart(document.getElementById(id)) !== undefined", chart
+            )
+            assert drawn, chart
+        bars = await page.evaluate(
+            "() => Chart.getChart(document.getElementById('chart-vintages')).data"
+        )
+        assert bars["labels"] and sum(bars["datasets"][0]["data"]) >= 1_000  # 500 t a vintage
+        await expect(page.locator("#flows")).to_contain_text(f"OM{project[2:]}")
+        await shoot(page, f"disclosure-{lang}")
