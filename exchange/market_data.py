@@ -14,7 +14,7 @@ asks best first, each level its price in fen and quantity in tonnes.
 from __future__ import annotations
 
 import zlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 
 import msgspec
@@ -69,6 +69,7 @@ class Bar(msgspec.Struct, tag="bar"):
 
 
 BAR_NS = 60 * 1_000_000_000
+HISTORY_BARS = 1_440  # a day of minutes: what a chart opens with
 
 
 class Day(msgspec.Struct):
@@ -121,6 +122,7 @@ class MarketState(msgspec.Struct):
     seqs: dict[str, int]
     bars: dict[str, Bar]
     days: dict[str, Day]
+    closed: dict[str, list[Bar]] = {}  # the last HISTORY_BARS closed bars; absent in older ones
 
 
 class MarketData:
@@ -131,6 +133,7 @@ class MarketData:
         self._subscribers: defaultdict[str, dict[int, Push]] = defaultdict(dict)
         self._encode = msgspec.json.Encoder().encode
         self._bars: dict[str, Bar] = {}  # the current bar per symbol
+        self._closed: defaultdict[str, deque[Bar]] = defaultdict(lambda: deque(maxlen=HISTORY_BARS))
         self._days: dict[str, Day] = {}
 
     def state(self) -> MarketState:
@@ -139,16 +142,25 @@ class MarketData:
             dict(self._seq),
             {symbol: copy(bar) for symbol, bar in self._bars.items()},
             {symbol: copy(day) for symbol, day in self._days.items()},
+            {symbol: list(bars) for symbol, bars in self._closed.items()},
         )
 
     def restore(self, state: MarketState) -> None:
         self._seq.update(state.seqs)
         self._bars.update(state.bars)
         self._days.update(state.days)
+        for symbol, bars in state.closed.items():
+            self._closed[symbol].extend(bars)
 
     def day(self, symbol: str) -> Day:
         """A copy of the symbol's statistics since its session started."""
         return msgspec.structs.replace(self._days.get(symbol) or Day())
+
+    def bars(self, symbol: str) -> list[Bar]:
+        """The symbol's recent minutes, oldest first, the current one last (copies)."""
+        current = self._bars.get(symbol)
+        bars = [*self._closed.get(symbol, ()), *([current] if current is not None else [])]
+        return [msgspec.structs.replace(bar) for bar in bars]
 
     def channel_of(self, name: str) -> str | None:
         """`name` if it is a channel: `book:SYMBOL`, `trades:SYMBOL` or `bars:SYMBOL`."""
@@ -228,6 +240,8 @@ class MarketData:
         price, quantity = trade.price_fen, trade.quantity_t
         bar = self._bars.get(symbol)
         if bar is None or bar.start_ns != start:
+            if bar is not None:
+                self._closed[symbol].append(bar)  # a closed bar never changes again
             bar = self._bars[symbol] = Bar(channel, seq, start, price, price, price, price, 0, 0)
         bar.seq = seq
         bar.high, bar.low, bar.close = max(bar.high, price), min(bar.low, price), price

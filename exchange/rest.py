@@ -28,6 +28,7 @@ from exchange import (
 from exchange import rest_registration as reg
 from exchange.endpoint import PUBLIC, SIGNED, Route, serve
 from exchange.instruments import Instrument
+from exchange.market_data import Bar
 from exchange.reports import OpenOrder
 from exchange.rest_account import AccountView, HoldingsView, TradesPage, TradesQuery
 from exchange.rest_certificates import (
@@ -39,7 +40,7 @@ from exchange.rest_certificates import (
     PublicKey,
     StateQuery,
 )
-from exchange.rest_market import InstrumentView, MarketView
+from exchange.rest_market import InstrumentView, MarketView, SymbolPath
 from exchange.rest_offsets import (
     EmissionsBody,
     Preview,
@@ -57,7 +58,6 @@ from exchange.rest_operator import (
     Listing,
     NewAccount,
     NewKey,
-    SymbolPath,
 )
 from exchange.rest_points import (
     AggregatorBody,
@@ -132,6 +132,15 @@ ROUTES = (
         list[MarketView],
         PUBLIC,
         "Each book now: best prices, and its session so far",
+    ),
+    Route(
+        "GET",
+        "/api/v1/market/{symbol}/bars",
+        rest_market.bars,
+        list[Bar],
+        PUBLIC,
+        "The book's one-minute bars (OHLCV), the last day of them, oldest first",
+        params=SymbolPath,
     ),
     Route(
         "GET",

@@ -5,8 +5,15 @@ from __future__ import annotations
 import msgspec
 
 from exchange.endpoint import Call
+from exchange.errors import ErrorCode, ExchangeError
+from exchange.market_data import Bar
+from exchange.protocol import Symbol
 from matching import TradingStatus
 from settlement.values import CerFilter
+
+
+class SymbolPath(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    symbol: Symbol
 
 
 class InstrumentView(msgspec.Struct, frozen=True):
@@ -89,3 +96,10 @@ async def market(call: Call) -> list[MarketView]:
             )
         )
     return views
+
+
+async def bars(call: Call, path: SymbolPath) -> list[Bar]:
+    """The one-minute bars a chart opens with; `bars:SYMBOL` on the WebSocket carries on."""
+    if path.symbol not in call.exchange.engine.books:
+        raise ExchangeError(ErrorCode.UNKNOWN_INSTRUMENT, f"no instrument {path.symbol}")
+    return call.exchange.market_data.bars(path.symbol)

@@ -21,6 +21,7 @@ from exchange.errors import ErrorCode, ExchangeError
 from exchange.instruments import Instrument, list_instrument
 from exchange.protocol import Fen, Symbol
 from exchange.rest_fields import AmountFen, Code, FeeBp, Id, InstrumentId, Tonnes, Vintage
+from exchange.rest_market import SymbolPath
 from exchange.sessions import TradingHours
 from matching import (
     ClosePriceRule,
@@ -62,10 +63,6 @@ class Listing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     buyer_fee_bp: FeeBp = 0
     seller_fee_bp: FeeBp = 0
     hours: TradingHours | None = None  # local times of the auction, open and close; None: 24 h
-
-
-class SymbolPath(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    symbol: Symbol
 
 
 class AccountPath(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

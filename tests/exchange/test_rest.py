@@ -309,3 +309,22 @@ async def test_an_unexpected_failure_is_logged_and_answered_500(
         await server.close()
         await exchange.close()
         database.pool.terminate()
+
+
+async def test_a_books_minute_bars_are_public_and_an_unknown_book_has_none(
+    exchange: Exchange, rest: Rest, market: Market
+) -> None:
+    (_, seller), (buyer, _) = market
+    instrument = await new_instrument(exchange)
+    symbol = instrument.symbol
+    assert await rest.get(f"/api/v1/market/{symbol}/bars") == (200, {"ok": True, "result": []})
+    await exchange.engine.new_order(seller, order("s1", Side.SELL, 4, 5_010, symbol))
+    await exchange.engine.new_order(buyer, order("b1", Side.BUY, 3, 5_010, symbol))
+    status, body = await rest.get(f"/api/v1/market/{symbol}/bars")
+    assert status == 200
+    [bar] = body["result"]
+    assert (bar["open"], bar["close"], bar["volume"], bar["notional"]) == (5_010, 5_010, 3, 15_030)
+    status, body = await rest.get("/api/v1/market/NO-SUCH-BOOK/bars")
+    assert (status, body["error"]["code"]) == (404, "UNKNOWN_INSTRUMENT")
+    status, body = await rest.get("/api/v1/market/lower-case/bars")
+    assert (status, body["error"]["code"]) == (400, "INVALID_ARGS")

@@ -21,6 +21,15 @@
   });
   const candles = chart.addCandlestickSeries({ priceFormat: { type: "price", minMove: 1 } });
 
+  const candle = (bar) => ({
+    time: Math.floor(bar.start_ns / 1e9) + SHANGHAI_S,
+    open: bar.open, high: bar.high, low: bar.low, close: bar.close,
+  });
+  // the last day of minutes first; the bars channel carries on from there
+  const history = fetch(`/api/v1/market/${encodeURIComponent(symbol)}/bars`)
+    .then((response) => response.json())
+    .then((reply) => { if (reply.ok) candles.setData(reply.result.map(candle)); });
+
   function renderBook() {
     const b = [...bids.entries()].sort((x, y) => y[0] - x[0]).slice(0, LEVELS);
     const a = [...asks.entries()].sort((x, y) => x[0] - y[0]).slice(0, LEVELS);
@@ -76,10 +85,7 @@
       document.getElementById("volume").textContent = volume.toLocaleString("en-US");
       document.getElementById("change").textContent = CERX.yuan(m.price - reference);
     } else if (m.type === "bar") {
-      candles.update({
-        time: Math.floor(m.start_ns / 1e9) + SHANGHAI_S,
-        open: m.open, high: m.high, low: m.low, close: m.close,
-      });
+      history.then(() => candles.update(candle(m)));
     }
   }
 
