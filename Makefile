@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-quick load crash clean
+.PHONY: run test lint format bench bench-quick load crash screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,3 +43,6 @@ crash: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
+
+screenshots: $(STAMP)
+	CERX_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/console/test_browser.py

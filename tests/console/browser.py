@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -48,6 +49,18 @@ async def person(
     return context, page
 
 
-async def shoot(page: Page, name: str) -> None:
+async def shoot(page: Page, name: str, both: bool = True) -> None:
+    """`name-zh.png` or `name-en.png` of the page as it is; with `both`, the page again in the
+    other language (reloaded), then back in the first."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    first = "en" if (await page.get_attribute("html", "lang")) == "en" else "zh"
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}-{first}.png"), full_page=True)
+    if not both:
+        return
+    here = urllib.parse.urlsplit(page.url)
+    back = urllib.parse.quote(here.path + (f"?{here.query}" if here.query else ""), safe="")
+    for lang in ("zh", "en") if first == "en" else ("en", "zh"):
+        await page.goto(page.url.split("/console/")[0] + f"/console/lang/{lang}?back={back}")
+        await page.wait_for_load_state("networkidle")
+        if lang != first:
+            await page.screenshot(path=str(SCREENSHOTS / f"{name}-{lang}.png"), full_page=True)
