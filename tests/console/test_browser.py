@@ -110,6 +110,19 @@ async def test_a_trader_cannot_open_the_regulators_desk(
     assert response is not None and response.status == 403
     await expect(page.locator("p.error code")).to_have_text("AUTH_FORBIDDEN")
     await expect(page.locator('a[href="/console/regulator"]')).to_have_count(0)
+    # a write from the page without the session's CSRF token is refused, with its code
+    refused = await page.evaluate(
+        """async () => {
+            const response = await fetch("/api/v1/retirements", {
+                method: "POST", credentials: "same-origin",
+                headers: {"Content-Type": "application/json", "Idempotency-Key": "no-token"},
+                body: JSON.stringify({quantity_t: 1, beneficiary: "b", purpose: "p"}),
+            });
+            return [response.status, (await response.json()).error.code];
+        }"""
+    )
+    assert refused == [403, "AUTH_CSRF_TOKEN_INVALID"]
+    assert await exchange.offsets.retirements(trader) == []
     await shoot(page, "forbidden")
 
 
