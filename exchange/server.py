@@ -21,7 +21,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from exchange import protocol, public_pages, rest
-from exchange.console import pages
+from exchange.console import routes as console
 from exchange.endpoint import SESSION_COOKIE, UNREACHED, browser_session
 from exchange.engine import OrderRequest
 from exchange.errors import ErrorCode, ExchangeError
@@ -307,5 +307,5 @@ def build_app(exchange: Exchange) -> web.Application:
     app.router.add_get("/metrics", metrics)
     rest.add_routes(app)
     public_pages.add_routes(app)
-    pages.add_routes(app)
+    console.add_routes(app)
     return app

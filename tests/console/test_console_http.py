@@ -12,7 +12,7 @@ import msgspec
 from aiohttp.test_utils import TestServer
 
 from exchange.console.catalogue import JS_KEYS, MESSAGES
-from exchange.console.pages import FORMS
+from exchange.console.staff import FORMS
 from exchange.service import Exchange
 from matching import Side, TradingStatus
 from offsets.certificate import SubjectKind
