@@ -138,6 +138,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "trader.leaves": ("未成交（吨）", "Leaves (t)"),
     "trader.actions": ("操作", "Actions"),
     "trader.new_quantity": ("新数量（吨）", "New quantity (t)"),
+    "trader.new_price": ("新价格（元）", "New price (yuan)"),
     "trader.amend": ("改单", "Amend"),
     "trader.cancel": ("撤单", "Cancel"),
     "trader.no_orders": ("没有当前委托。", "No open orders."),
@@ -453,6 +454,7 @@ JS_KEYS = (
     "instrument.lot",
     "instrument.band",
     "trader.new_quantity",
+    "trader.new_price",
     "trader.amend",
     "trader.cancel",
 )

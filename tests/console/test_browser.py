@@ -54,6 +54,12 @@ async def test_a_trade_placed_in_one_browser_shows_in_anothers_book_and_tape(
     ask = public.locator("#book tr").first.locator("td")
     await expect(ask.nth(2)).to_have_text("50.00")
     await expect(ask.nth(3)).to_have_text("5")
+    # amended up to 6 t in the seller's page: the public book follows
+    mine = selling.locator("#orders tr[data-order]")
+    await expect(mine.locator("td").nth(3)).to_have_text("50.00")
+    await mine.locator(".amend-qty").fill("6")
+    await mine.get_by_role("button", name="改单").click()
+    await expect(ask.nth(3)).to_have_text("6")
 
     _, buying = await person(browser, server, await give_login(exchange, buyer))
     await buying.goto(str(server.make_url("/console/trader")))
@@ -75,6 +81,9 @@ async def test_a_trade_placed_in_one_browser_shows_in_anothers_book_and_tape(
     await expect(tape.nth(2)).to_have_text("5")
     await expect(public.locator("#last")).to_have_text("50.00")
     await expect(public.locator("#volume")).to_have_text("5")
+    await expect(mine.locator("td").nth(4)).to_have_text("1")  # 1 t left of 6
+    await expect(ask.nth(3)).to_have_text("1")
+    await mine.get_by_role("button", name="撤单").click()
     await expect(selling.locator("#orders tr[data-order]")).to_have_count(0)
     await expect(public.locator("#book tr")).to_have_count(0)
     assert exchange.reports.open_orders(seller) == []

@@ -52,23 +52,30 @@
       quantity, type, tif: field("tif").value, post_only: field("post_only").checked,
     };
     if (price !== null) args.price = price;
+    placed.set(args.cl_ord_id, { side: args.side, price });
     CERX.show(result, await socket.request("new_order", args));
   });
   field("symbol").addEventListener("change", rules);
   rules();
 
+  const placed = new Map(); // cl_ord_id -> what the report does not repeat: side and price
   const orders = document.getElementById("orders");
   function orderRow(m) {
     const tr = document.createElement("tr");
     tr.dataset.order = m.order_id; tr.dataset.symbol = m.symbol;
-    const cells = [m.order_id, m.symbol, CERX.say(`side.${m.side ?? ""}`), "", m.leaves_qty];
+    const order = { ...m, ...(placed.get(m.cl_ord_id) ?? { side: null, price: null }) };
+    const cells = [order.order_id, order.symbol, CERX.say(`side.${order.side}`),
+      CERX.yuan(order.price), order.leaves_qty];
     for (const [k, value] of cells.entries()) {
       const td = document.createElement("td");
       td.textContent = value; if (k >= 3) td.className = "num"; tr.append(td);
     }
     const actions = document.createElement("td");
-    actions.innerHTML = '<input class="amend-qty" inputmode="numeric" size="5">' +
+    actions.innerHTML = '<input class="amend-price" inputmode="decimal" size="7"> ' +
+      '<input class="amend-qty" inputmode="numeric" size="5"> ' +
       '<button type="button" class="amend"></button> <button type="button" class="cancel"></button>';
+    actions.querySelector(".amend-price").value = CERX.yuan(order.price).replace(/,/g, "");
+    actions.querySelector(".amend-price").setAttribute("aria-label", CERX.say("trader.new_price"));
     actions.querySelector(".amend-qty").value = m.quantity;
     actions.querySelector(".amend-qty").setAttribute("aria-label", CERX.say("trader.new_quantity"));
     actions.querySelector(".amend").textContent = CERX.say("trader.amend");
@@ -85,8 +92,9 @@
       CERX.show(result, await socket.request("cancel", target));
     } else if (event.target.classList.contains("amend")) {
       const quantity = CERX.parseTonnes(row.querySelector(".amend-qty").value);
-      if (quantity === null) { refuse("INVALID_ARGS"); return; }
-      CERX.show(result, await socket.request("amend", { ...target, quantity }));
+      const price = CERX.parseYuan(row.querySelector(".amend-price").value.replace(/,/g, ""));
+      if (quantity === null || price === null) { refuse("INVALID_ARGS"); return; }
+      CERX.show(result, await socket.request("amend", { ...target, quantity, price }));
     }
   });
 
@@ -102,7 +110,8 @@
     }
     if (m.last_qty) {
       const tr = document.createElement("tr");
-      for (const [text, cls] of [[m.trade_id, ""], [m.symbol, ""], ["", ""],
+      const side = placed.get(m.cl_ord_id)?.side ?? null;
+      for (const [text, cls] of [[m.trade_id, ""], [m.symbol, ""], [CERX.say(`side.${side}`), ""],
         [CERX.yuan(m.last_price), "num"], [m.last_qty, "num"], ["", "num"]]) {
         const td = document.createElement("td");
         td.textContent = text; td.className = cls; tr.append(td);
