@@ -3,7 +3,10 @@
 Passwords are stored as argon2id hashes (argon2-cffi's defaults, rehashed when those change).
 A wrong password and an unknown login are refused alike, after the same work, so neither the
 reply nor its time tells which logins exist. `MAX_FAILURES` failures in a row lock the login
-for `LOCK_S`; a success resets the count.
+for `LOCK_S` (the refusal then says so, and when to try again: a person locked out must be told,
+which tells whoever locked them out that the login exists); a success resets the count. Each
+address may try `SIGN_INS_PER_MINUTE` times a minute (`exchange.console.signin`), so locking a
+login out, or guessing across many, takes many addresses.
 
 A session is a random token in an HttpOnly, SameSite=Strict cookie; the database keeps only its
 SHA-256. It ends on logout, after `IDLE_S` without a request, or `LIFETIME_S` after it opened,
@@ -20,6 +23,9 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import asyncpg
 import msgspec
@@ -39,6 +45,8 @@ LOGIN = re.compile(r"[a-z0-9][a-z0-9_.-]{2,63}")
 TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # token_urlsafe(32)
 
 _hasher = PasswordHasher()
+_HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+T = TypeVar("T")
 # verified against when the login is unknown, so that it costs what a wrong password costs
 _DECOY = _hasher.hash(secrets.token_urlsafe(16))
 
@@ -77,10 +85,11 @@ def _check_password(password: str, login: str) -> None:
 
 
 async def set_password(conn: Connection, account_id: int, login: str, password: str) -> str:
-    """Give the account a login with this password, or change its password; the login."""
+    """Give the account a login with this password, or change its password; the login. A new
+    password ends every session the account had open: whoever knew the old one is out."""
     login = check_login(login)
     _check_password(password, login)
-    hashed = await asyncio.to_thread(_hasher.hash, password)
+    hashed = await _hashing(_hasher.hash, password)
     try:
         row = await conn.fetchrow(
             """
@@ -99,27 +108,48 @@ async def set_password(conn: Connection, account_id: int, login: str, password: 
         raise ExchangeError(ErrorCode.LOGIN_TAKEN, "another account has this login") from None
     if row is None:
         raise ExchangeError(ErrorCode.LOGIN_TAKEN, "the account already has another login")
+    await conn.execute(
+        "UPDATE browser_sessions SET ended_at = now() WHERE account_id = $1 AND ended_at IS NULL",
+        account_id,
+    )
     return login
 
 
 async def sign_in(conn: Connection, login: str, password: str, now: dt.datetime) -> Opened:
     """A new session for the login's account, or a refusal that does not say which part was
-    wrong."""
+    wrong.
+
+    The attempt is counted before the password is checked, in the statement that checks the
+    lock: guesses sent at once cannot all pass the check before one of them is counted."""
     login = login.strip().lower()
     if not LOGIN.fullmatch(login) or len(password) > MAX_PASSWORD:
-        await asyncio.to_thread(_matches, _DECOY, password[:MAX_PASSWORD])
+        await _hashing(_matches, _DECOY, password[:MAX_PASSWORD])
         raise ExchangeError(ErrorCode.AUTH_LOGIN_FAILED, "wrong login or password")
     row = await conn.fetchrow(
-        "SELECT account_id, password_hash, locked_until FROM browser_logins WHERE login = $1",
+        """
+        UPDATE browser_logins SET
+            failed_attempts = CASE WHEN failed_attempts + 1 >= $2 THEN 0
+                                   ELSE failed_attempts + 1 END,
+            locked_until = CASE WHEN failed_attempts + 1 >= $2 THEN $3::timestamptz END
+        WHERE login = $1 AND (locked_until IS NULL OR locked_until <= $4)
+        RETURNING account_id, password_hash
+        """,
         login,
+        MAX_FAILURES,
+        now + dt.timedelta(seconds=LOCK_S),
+        now,
     )
-    if row is not None and row["locked_until"] is not None and row["locked_until"] > now:
-        wait_ms = int((row["locked_until"] - now).total_seconds() * 1000) + 1
-        raise ExchangeError(ErrorCode.AUTH_LOCKED_OUT, "too many failed sign-ins", wait_ms)
-    stored = _DECOY if row is None else row["password_hash"]
-    if not await asyncio.to_thread(_matches, stored, password) or row is None:
-        if row is not None:
-            await _count_failure(conn, login, now)
+    if row is None:
+        locked_until = await conn.fetchval(
+            "SELECT locked_until FROM browser_logins WHERE login = $1", login
+        )
+        await _hashing(_matches, _DECOY, password)  # the same work as a wrong password
+        if locked_until is not None:
+            wait_ms = int((locked_until - now).total_seconds() * 1000) + 1
+            raise ExchangeError(ErrorCode.AUTH_LOCKED_OUT, "too many failed sign-ins", wait_ms)
+        raise ExchangeError(ErrorCode.AUTH_LOGIN_FAILED, "wrong login or password")
+    stored: str = row["password_hash"]
+    if not await _hashing(_matches, stored, password):
         raise ExchangeError(ErrorCode.AUTH_LOGIN_FAILED, "wrong login or password")
     async with conn.transaction():
         await conn.execute(
@@ -130,8 +160,15 @@ async def sign_in(conn: Connection, login: str, password: str, now: dt.datetime)
             await conn.execute(
                 "UPDATE browser_logins SET password_hash = $2 WHERE login = $1",
                 login,
-                await asyncio.to_thread(_hasher.hash, password),
+                await _hashing(_hasher.hash, password),
             )
+        # what has ended is of no more use: an account's table of sessions stays short
+        await conn.execute(
+            "DELETE FROM browser_sessions WHERE account_id = $1"
+            " AND (ended_at IS NOT NULL OR expires_at <= $2 OR ends_by <= $2)",
+            row["account_id"],
+            now,
+        )
         return await _open(conn, row["account_id"], now)
 
 
@@ -142,21 +179,10 @@ def _matches(stored: str, password: str) -> bool:
         return False
 
 
-async def _count_failure(conn: Connection, login: str, now: dt.datetime) -> None:
-    # one statement, so that failures racing each other are all counted
-    await conn.execute(
-        """
-        UPDATE browser_logins SET
-            failed_attempts = CASE WHEN failed_attempts + 1 >= $2 THEN 0
-                                   ELSE failed_attempts + 1 END,
-            locked_until = CASE WHEN failed_attempts + 1 >= $2 THEN $3::timestamptz
-                                ELSE locked_until END
-        WHERE login = $1
-        """,
-        login,
-        MAX_FAILURES,
-        now + dt.timedelta(seconds=LOCK_S),
-    )
+async def _hashing(work: Callable[..., T], *args: str) -> T:
+    """Run argon2 on the hashing threads: each hash takes 64 MiB and tens of milliseconds, so a
+    flood of sign-ins waits its turn instead of taking the memory and the shared threads."""
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, work, *args)
 
 
 async def _open(conn: Connection, account_id: int, now: dt.datetime) -> Opened:

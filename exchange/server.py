@@ -39,6 +39,7 @@ MAX_FRAME = 16 * 1024
 SEND_QUEUE = 1_024
 MAX_IN_FLIGHT = 256  # requests of one session being served at once
 HEARTBEAT_S = 1.0
+BROWSER_CHECK_S = 10.0
 
 
 class Session:
@@ -222,9 +223,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME + 1, heartbeat=30, compress=False)
     await ws.prepare(request)
     session = Session(ws, request.app[EXCHANGE_KEY])
-    browser = await _browser_account(request)
-    if browser is not None:
-        session.sign_in(browser)
+    browser = await _follow_browser(request, session)
     sessions = request.app[SESSIONS_KEY]
     sessions.add(session)
     sender = asyncio.create_task(session.send_forever())
@@ -251,22 +250,45 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         session.close()
         sessions.discard(session)
         sender.cancel()
+        if browser is not None:
+            browser.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
             await sender
     return ws
 
 
-async def _browser_account(request: web.Request) -> int | None:
-    """The web console's person, when the upgrade comes from a page of this server with a live
-    session cookie: a page of another site may open the socket, but its Origin gives it away."""
-    if SESSION_COOKIE not in request.cookies:
-        return None
-    if request.headers.get("Origin") != f"{request.scheme}://{request.host}":
+async def _follow_browser(request: web.Request, session: Session) -> asyncio.Task[None] | None:
+    """Sign the web console's person in, when the upgrade comes from a page of this exchange
+    with a live session cookie (a page of another site may open the socket, but its Origin
+    gives it away); then close the socket, 1008, within `BROWSER_CHECK_S` of that session
+    ending: signed out, a new password, expired. While the page is open its session is in use.
+    The task that watches, or None."""
+    exchange = request.app[EXCHANGE_KEY]
+    origins = {f"{request.scheme}://{request.host}"}
+    if exchange.certifier is not None:  # the address people reach it at, behind a proxy
+        origins.add(exchange.certifier.public_url.rstrip("/"))
+    if SESSION_COOKIE not in request.cookies or request.headers.get("Origin") not in origins:
         return None
     try:
-        return (await browser_session(request, request.app[EXCHANGE_KEY])).account_id
-    except ExchangeError:
+        account_id = (await browser_session(request, exchange)).account_id
+    except (ExchangeError, *UNREACHABLE):
         return None
+    session.sign_in(account_id)
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(BROWSER_CHECK_S)
+            try:
+                await browser_session(request, exchange)
+            except UNREACHABLE:
+                continue  # the database is restarting: the session is checked again later
+            except ExchangeError:
+                await session.ws.close(
+                    code=WSCloseCode.POLICY_VIOLATION, message=b"the session ended: sign in"
+                )
+                return
+
+    return asyncio.create_task(watch(), name=f"browser-{session.id}")
 
 
 async def metrics(request: web.Request) -> web.Response:

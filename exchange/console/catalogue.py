@@ -28,11 +28,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "auth.logout": ("退出", "Sign out"),
     "auth.login_name": ("登录名", "Login"),
     "auth.password": ("密码", "Password"),
+    "auth.wait": ("请在以下时间后重试：", "Try again in"),
+    "auth.minutes": ("分钟", "minutes"),
     "auth.programs": (
         "程序化交易请使用 API 密钥（见 docs/protocol.md）。",
         "Programs use API keys instead (see docs/protocol.md).",
     ),
     # refusals
+    "refused.title": ("请求未被受理", "Refused"),
+    "refused.home": ("返回首页", "Back to the start"),
+    "error.UNKNOWN_INSTRUMENT": ("没有这个交易品种。", "No such instrument."),
+    "error.CONNECTION_LOST": (
+        "与交易所的连接中断，请稍后重试。",
+        "The connection dropped: try again.",
+    ),
     "error.AUTH_LOGIN_FAILED": ("登录名或密码错误。", "Wrong login or password."),
     "error.AUTH_LOCKED_OUT": (
         "失败次数过多，账户已暂时锁定，请稍后再试。",

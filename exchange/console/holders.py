@@ -63,7 +63,7 @@ async def trades_csv(request: web.Request, viewer: Viewer) -> web.StreamResponse
         page = await read_as(route, exchange, viewer.account_id, TradesQuery(before=before))
         for trade in page.trades:
             writer.writerow(
-                [trade.trade_id, trade.symbol, trade.side, trade.order_id,
+                [trade.trade_id, trade.symbol, trade.side.value, trade.order_id,
                  yuan(trade.price_fen).replace(",", ""), trade.quantity_t,
                  yuan(trade.fee_fen).replace(",", "")]
             )  # fmt: skip
@@ -101,6 +101,15 @@ def plan_surrender(holdings: list[Holding], eligible: set[str], quantity_t: int)
     return Planned(ranges, wanted)
 
 
+def _year(text: str) -> int:
+    try:
+        if not (text.isascii() and text.isdigit()):
+            raise ValueError(text)
+        return msgspec.convert({"year": int(text)}, YearPath).year
+    except (ValueError, msgspec.ValidationError):
+        raise ExchangeError(ErrorCode.INVALID_ARGS, "year: 2000-2100") from None
+
+
 @signed_in
 async def compliance_page(request: web.Request, viewer: Viewer) -> web.Response:
     """A compliance entity's year: its obligation, what both caps still allow, its eligible
@@ -108,10 +117,7 @@ async def compliance_page(request: web.Request, viewer: Viewer) -> web.Response:
     record."""
     for_role(viewer, Role.COMPLIANCE_ENTITY)
     exchange = request.app[EXCHANGE_KEY]
-    try:
-        year = YearPath(int(request.query.get("year") or today().year)).year
-    except (ValueError, msgspec.ValidationError):
-        raise web.HTTPBadRequest(text="year: 2000-2100") from None
+    year = _year(request.query.get("year") or str(today().year))
     refusal: ExchangeError | OffsetError | None = None
     preview: Preview | None = None
     try:

@@ -12,16 +12,18 @@ from exchange.console.rendering import (
     ROUTE,
     check_form_token,
     form_token,
+    public,
     render,
     viewer_of,
     with_form_cookie,
 )
 from exchange.endpoint import read_as
-from exchange.errors import ExchangeError
+from exchange.errors import ErrorCode, ExchangeError
 from exchange.service import EXCHANGE_KEY, Exchange
 from offsets.signing import verify_bytes
 
 
+@public
 async def home(request: web.Request) -> web.Response:
     viewer = await viewer_of(request)
     exchange = request.app[EXCHANGE_KEY]
@@ -29,6 +31,7 @@ async def home(request: web.Request) -> web.Response:
     return render(request, "home.html", viewer, market=market)
 
 
+@public
 async def disclosure_page(request: web.Request) -> web.Response:
     """Art. 27 for people: the public registers and the use of every tonne and point, with
     charts where a person would rather look than read; from the public routes only."""
@@ -63,6 +66,7 @@ async def disclosure_page(request: web.Request) -> web.Response:
     )
 
 
+@public
 async def market_page(request: web.Request) -> web.Response:
     viewer = await viewer_of(request)
     exchange = request.app[EXCHANGE_KEY]
@@ -71,7 +75,7 @@ async def market_page(request: web.Request) -> web.Response:
     symbol = request.match_info.get("symbol") or next(iter(markets), None)
     chosen_instrument = next((i for i in instruments if i.symbol == symbol), None)
     if symbol is not None and chosen_instrument is None:
-        raise web.HTTPNotFound(text="no such instrument")
+        raise ExchangeError(ErrorCode.UNKNOWN_INSTRUMENT, f"no instrument {symbol}")
     return render(
         request,
         "market.html",
@@ -82,9 +86,11 @@ async def market_page(request: web.Request) -> web.Response:
     )
 
 
+@public
 async def verify_page(request: web.Request) -> web.Response:
     token = form_token(request)
     return with_form_cookie(
+        request,
         render(request, "verify.html", await viewer_of(request), form_token=token, result=None),
         token,
     )
@@ -101,6 +107,7 @@ class Checked(NamedTuple):
     reason: str
 
 
+@public
 async def verify_upload(request: web.Request) -> web.Response:
     """Check an uploaded certificate file against the platform key, as the CLI does offline."""
     exchange, viewer = request.app[EXCHANGE_KEY], await viewer_of(request)
@@ -112,12 +119,12 @@ async def verify_upload(request: web.Request) -> web.Response:
         response = render(
             request, "verify.html", viewer, 403, form_token=token, result=None, error=error
         )
-        return with_form_cookie(response, token)
+        return with_form_cookie(request, response, token)
     upload = form.get("file")
     data = upload.file.read(MAX_UPLOAD + 1) if isinstance(upload, web.FileField) else b""
     result = _check_file(exchange, data)
     return with_form_cookie(
-        render(request, "verify.html", viewer, form_token=token, result=result), token
+        request, render(request, "verify.html", viewer, form_token=token, result=result), token
     )
 
 

@@ -13,6 +13,7 @@ content security policy that admits only this origin's scripts and styles.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -22,10 +23,12 @@ from typing import Any, NamedTuple
 import jinja2
 import msgspec
 from aiohttp import web
+from multidict import MultiDictProxy
 
+from exchange import logins
 from exchange.console.catalogue import JS_KEYS, MESSAGES
 from exchange.console.i18n import Lang, chosen, shanghai, tonnes, translate, yuan
-from exchange.endpoint import SESSION_COOKIE, browser_session
+from exchange.endpoint import SESSION_COOKIE, browser_session, status_of
 from exchange.errors import ErrorCode, ExchangeError
 from exchange.rest import ROUTES
 from exchange.service import EXCHANGE_KEY
@@ -51,12 +54,25 @@ def _value(member: object) -> str:
     return str(member.value) if isinstance(member, Enum) else str(member).lower()
 
 
-def _facts(struct: msgspec.Struct) -> list[tuple[str, object]]:
-    """A struct's fields and values, in order, for a list of facts (an application's content)."""
-    return [(name, getattr(struct, name)) for name in struct.__struct_fields__]
+def _facts(struct: msgspec.Struct) -> list[tuple[str, str]]:
+    """A struct's fields and values, in order, as text for a list of facts (an application's
+    content): integers with separators, lists and nested structs as their JSON."""
+    facts = []
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            text = tonnes(value)
+        elif isinstance(value, str | dt.date):
+            text = str(value)
+        else:
+            text = msgspec.json.encode(value).decode()
+        facts.append((name, text))
+    return facts
 
 
-TEMPLATES.filters.update(yuan=yuan, tonnes=tonnes, shanghai=shanghai, v=_value, facts=_facts)
+TEMPLATES.filters.update(
+    yuan=yuan, tonnes=tonnes, count=tonnes, shanghai=shanghai, v=_value, facts=_facts
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
@@ -69,12 +85,16 @@ SECURITY_HEADERS = {
 
 
 class Viewer(NamedTuple):
-    """The person signed in: their account, its roles, and the session's CSRF token."""
+    """The person signed in: their account, its roles, and their session."""
 
     account_id: int
     name: str
     roles: frozenset[Role]
-    csrf_token: str
+    session: logins.Session
+
+    @property
+    def csrf_token(self) -> str:
+        return self.session.csrf_token
 
     def has(self, role: Role) -> bool:
         return role in self.roles
@@ -94,7 +114,7 @@ async def viewer_of(request: web.Request) -> Viewer | None:
     except ExchangeError:
         return None
     account = await exchange.ledger.account(session.account_id)
-    return Viewer(account.account_id, account.name, frozenset(account.roles), session.csrf_token)
+    return Viewer(account.account_id, account.name, frozenset(account.roles), session)
 
 
 def render(
@@ -115,6 +135,7 @@ def render(
     body = TEMPLATES.get_template(template).render(
         t=t,
         js_messages=js_messages,
+        known=MESSAGES,
         lang=lang.value,
         other_lang=(Lang.EN if lang is Lang.ZH else Lang.ZH).value,
         here=request.path_qs,
@@ -128,10 +149,12 @@ def render(
 
 
 Page = Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def signed_in(page: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A page for a signed-in person: without a session, the sign-in page, then back here."""
+def signed_in(page: Page) -> Handler:
+    """A page for a signed-in person: without a session, the sign-in page, then back here.
+    Each view takes a token from the account's rate-limit bucket, as an API request does."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         viewer = await viewer_of(request)
@@ -139,35 +162,82 @@ def signed_in(page: Page) -> Callable[[web.Request], Awaitable[web.StreamRespons
             back = urllib.parse.quote(request.path_qs, safe="")
             raise web.HTTPSeeOther(f"/console/login?next={back}")
         try:
+            wait_ms = request.app[EXCHANGE_KEY].account_bucket(viewer.account_id).take()
+            if wait_ms:
+                raise ExchangeError(ErrorCode.RATE_LIMITED, "too many requests", wait_ms)
             return await page(request, viewer)
         except ExchangeError as error:
-            if error.code != ErrorCode.AUTH_FORBIDDEN:
-                raise
-            return render(request, "forbidden.html", viewer, 403, code=error.code)
+            return refused(request, viewer, error)
 
     return handler
+
+
+def public(page: Handler) -> Handler:
+    """A page for anyone; a refusal is shown as a page with its code."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            return await page(request)
+        except ExchangeError as error:
+            return refused(request, await viewer_of(request), error)
+
+    return handler
+
+
+def refused(request: web.Request, viewer: Viewer | None, error: ExchangeError) -> web.Response:
+    """The page of a refusal: its code, in words, with the API's status."""
+    return render(
+        request,
+        "refused.html",
+        viewer,
+        status_of(error.code),
+        code=error.code,
+        message=error.message,
+    )
 
 
 def form_token(request: web.Request) -> str:
     return request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(32)
 
 
-def with_form_cookie(response: web.Response, token: str) -> web.Response:
+def with_form_cookie(request: web.Request, response: web.Response, token: str) -> web.Response:
     response.set_cookie(
-        FORM_COOKIE, token, httponly=True, samesite="Strict", path="/console", max_age=3600
+        FORM_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/console",
+        max_age=3600,
     )
     return response
 
 
-def check_form_token(request: web.Request, form: Any) -> None:
+FormData = MultiDictProxy[str | bytes | bytearray | web.FileField]
+
+
+def check_form_token(request: web.Request, form: FormData) -> None:
     cookie, field = request.cookies.get(FORM_COOKIE), form.get(FORM_FIELD)
-    if not cookie or not isinstance(field, str) or not secrets.compare_digest(cookie, field):
+    if (
+        not cookie
+        or not isinstance(field, str)
+        # bytes: compare_digest refuses a str with characters beyond ASCII
+        or not secrets.compare_digest(cookie.encode(), field.encode())
+    ):
         raise ExchangeError(ErrorCode.AUTH_CSRF_TOKEN_INVALID, "the form's token is missing")
 
 
 def next_page(value: object) -> str:
-    """Where to go after signing in: only a page of the console, never another site."""
-    if isinstance(value, str) and value.startswith("/console/") and "//" not in value:
+    """Where to go after signing in: only a page of the console, never another site, and
+    nothing a Location header cannot carry."""
+    if (
+        isinstance(value, str)
+        and value.startswith("/console/")
+        and "//" not in value
+        and "\\" not in value
+        and value.isprintable()
+        and value.isascii()
+    ):
         return value
     return "/console/"
 

@@ -15,12 +15,13 @@ from exchange.console.public import (
     verify_page,
     verify_upload,
 )
-from exchange.console.signin import language, login, login_page, logout
+from exchange.console.signin import SIGN_INS, SignInWindows, language, login, login_page, logout
 from exchange.console.staff import operator_page, regulator_page
 
 
 def add_routes(app: web.Application) -> None:
     static = resources.files("exchange.console") / "static"
+    app[SIGN_INS] = SignInWindows()
     app.router.add_get("/console", _to_home)
     app.router.add_get("/console/", home)
     app.router.add_get("/console/login", login_page)

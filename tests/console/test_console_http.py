@@ -9,9 +9,12 @@ from importlib import resources
 
 import aiohttp
 import msgspec
+import pytest
 from aiohttp.test_utils import TestServer
 
+from exchange import server as exchange_server
 from exchange.console.catalogue import JS_KEYS, MESSAGES
+from exchange.console.signin import SIGN_INS_PER_MINUTE
 from exchange.console.staff import FORMS
 from exchange.service import Exchange
 from matching import Side, TradingStatus
@@ -24,7 +27,7 @@ from registration.values import (
     SpecificationContent,
     State,
 )
-from settlement.values import TonneState
+from settlement.values import Role, TonneState
 from tests.console.people import (
     PASSWORD,
     api,
@@ -238,3 +241,78 @@ def test_every_message_the_console_shows_exists_in_both_languages() -> None:
     missing = sorted(key for key in used if key not in MESSAGES)
     assert missing == []
     assert all(zh.strip() and en.strip() for zh, en in MESSAGES.values())
+
+
+async def test_signing_out_closes_the_pages_websocket(
+    exchange: Exchange, server: TestServer, market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exchange_server, "BROWSER_CHECK_S", 0.05)
+    (_, trader), _ = market
+    async with browser_http() as http:
+        await sign_in(http, server, await give_login(exchange, trader))
+        origin = {"Origin": f"http://127.0.0.1:{server.port}"}
+        async with http.ws_connect(server.make_url("/ws"), headers=origin) as ws:
+            csrf = await csrf_of(http, server)
+            async with http.post(server.make_url("/console/logout"), data={"csrf_token": csrf}):
+                pass
+            while (message := await ws.receive(timeout=10)).type is not aiohttp.WSMsgType.CLOSE:
+                pass  # heartbeats until the session's end is noticed
+            assert message.data == aiohttp.WSCloseCode.POLICY_VIOLATION
+
+
+async def test_odd_input_gets_a_page_with_its_code_never_a_failure(server: TestServer) -> None:
+    async with browser_http() as http:
+        async with http.get(server.make_url("/console/market/NO-SUCH")) as page:
+            assert page.status == 404 and "UNKNOWN_INSTRUMENT" in await page.text()
+        # a token no browser would send: refused, not a failure
+        form = {"login": "x", "password": "y", "form_token": "é" * 43}
+        async with http.post(server.make_url("/console/login"), data=form) as page:
+            assert page.status == 403 and "AUTH_CSRF_TOKEN_INVALID" in await page.text()
+        # a line break in where to go after signing in: the console's start instead
+        async with http.get(
+            server.make_url("/console/login?next=/console/x%0d%0aSet-Cookie:a=b")
+        ) as page:
+            assert 'name="next" value="/console/"' in await page.text()
+
+
+async def test_a_bad_year_on_the_offsetting_page_is_refused_with_its_code(
+    exchange: Exchange, server: TestServer
+) -> None:
+    entity = await exchange.ledger.open_account("http/ce", "http-ce", [Role.COMPLIANCE_ENTITY])
+    async with browser_http() as http:
+        await sign_in(http, server, await give_login(exchange, entity.account_id))
+        for year in ("9999999999", "-5", "٢٠٢٥", "1999", "+2025"):
+            async with http.get(
+                server.make_url("/console/compliance"), params={"year": year}
+            ) as page:
+                assert page.status == 400 and "INVALID_ARGS" in await page.text(), year
+
+
+async def test_an_address_may_try_to_sign_in_ten_times_a_minute(
+    exchange: Exchange, server: TestServer, market: Market
+) -> None:
+    (_, trader), _ = market
+    login = await give_login(exchange, trader)
+    async with browser_http() as http:
+        statuses = [
+            (await sign_in(http, server, f"nobody-{n}", "wrong password")).status
+            for n in range(SIGN_INS_PER_MINUTE)
+        ]
+        assert statuses == [401] * SIGN_INS_PER_MINUTE
+        # the right password too, from here, for a minute: and the login is not locked by it
+        assert (await sign_in(http, server, login)).status == 429
+    async with exchange.database.pool.acquire() as conn:
+        locked = await conn.fetchval(
+            "SELECT locked_until FROM browser_logins WHERE login = $1", login
+        )
+    assert locked is None
+
+
+async def test_a_sign_out_form_of_another_site_changes_nothing(server: TestServer) -> None:
+    # no session cookie comes with another site's form
+    async with (
+        browser_http() as http,
+        http.post(server.make_url("/console/logout"), data={}, allow_redirects=False) as response,
+    ):
+        assert response.status == 303
+        assert "Set-Cookie" not in response.headers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import itertools
@@ -161,3 +162,34 @@ async def test_an_account_keeps_its_one_login_and_a_login_names_one_account(
     async with database.pool.acquire() as conn:
         await logins.sign_in(conn, login, "a new password!", NOW)
         await logins.sign_in(conn, other_login, PASSWORD, NOW)
+
+
+async def test_guesses_sent_at_once_are_counted_before_any_is_checked(database: Database) -> None:
+    _, login = await person(database)
+
+    async def guess(n: int) -> str:
+        async with database.pool.acquire() as conn:
+            try:
+                await logins.sign_in(conn, login, f"guess number {n}", NOW)
+            except ExchangeError as error:
+                return error.code
+        return "signed in"
+
+    codes = await asyncio.gather(*(guess(n) for n in range(12)))
+    # five were checked (and failed); the others found the login locked, unchecked
+    assert sorted(codes) == sorted(
+        [ErrorCode.AUTH_LOGIN_FAILED] * logins.MAX_FAILURES
+        + [ErrorCode.AUTH_LOCKED_OUT] * (12 - logins.MAX_FAILURES)
+    )
+    await refused(ErrorCode.AUTH_LOCKED_OUT, database, login, PASSWORD)
+
+
+async def test_a_new_password_ends_the_sessions_the_old_one_opened(database: Database) -> None:
+    account_id, login = await person(database)
+    async with database.pool.acquire() as conn:
+        before = await logins.sign_in(conn, login, PASSWORD, NOW)
+        await logins.set_password(conn, account_id, login, "the next password")
+        with pytest.raises(ExchangeError, match=ErrorCode.AUTH_SESSION_EXPIRED):
+            await logins.session(conn, before.token, NOW)
+        after = await logins.sign_in(conn, login, "the next password", NOW)
+        assert (await logins.session(conn, after.token, NOW)).account_id == account_id

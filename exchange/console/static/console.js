@@ -13,7 +13,7 @@ const CERX = (() => {
     if (fen === null || fen === undefined) return "—";
     const sign = fen < 0 ? "-" : "";
     const abs = Math.abs(fen);
-    const whole = Math.floor(abs / 100).toLocaleString("en-US");
+    const whole = ((abs - (abs % 100)) / 100).toLocaleString("en-US"); // exact, no rounding
     return `${sign}${whole}.${String(abs % 100).padStart(2, "0")}`;
   }
 
@@ -133,6 +133,7 @@ const CERX = (() => {
 
   // The exchange's WebSocket, same origin; the session cookie signs a person in. Reconnects.
   const utf8 = new TextDecoder();
+  const LOST = { ok: false, error: { code: "CONNECTION_LOST", msg: "the connection dropped" } };
 
   function socket(onOpen, onMessage, onState) {
     let ws;
@@ -143,7 +144,13 @@ const CERX = (() => {
       ws = new WebSocket(`${scheme}://${location.host}/ws`);
       ws.binaryType = "arraybuffer"; // the exchange sends its JSON in binary frames
       ws.onopen = () => { onState(true); onOpen(); };
-      ws.onclose = () => { onState(false); setTimeout(open, 2000); };
+      ws.onclose = () => {
+        onState(false);
+        // what was asked and not answered may or may not have been done: say so, never hang
+        for (const resolve of pending.values()) resolve(LOST);
+        pending.clear();
+        setTimeout(open, 2000);
+      };
       ws.onmessage = (event) => {
         const text = typeof event.data === "string" ? event.data : utf8.decode(event.data);
         const message = JSON.parse(text);
@@ -158,6 +165,7 @@ const CERX = (() => {
     open();
     return {
       request(op, args) {
+        if (ws.readyState !== WebSocket.OPEN) return Promise.resolve(LOST);
         requestId += 1;
         const id = requestId;
         return new Promise((resolve) => {

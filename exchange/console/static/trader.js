@@ -53,7 +53,13 @@
     };
     if (price !== null) args.price = price;
     placed.set(args.cl_ord_id, { side: args.side, price });
-    CERX.show(result, await socket.request("new_order", args));
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true; // one click, one order
+    try {
+      CERX.show(result, await socket.request("new_order", args));
+    } finally {
+      button.disabled = false;
+    }
   });
   field("symbol").addEventListener("change", rules);
   rules();
@@ -74,7 +80,8 @@
     actions.innerHTML = '<input class="amend-price" inputmode="decimal" size="7"> ' +
       '<input class="amend-qty" inputmode="numeric" size="5"> ' +
       '<button type="button" class="amend"></button> <button type="button" class="cancel"></button>';
-    actions.querySelector(".amend-price").value = CERX.yuan(order.price).replace(/,/g, "");
+    actions.querySelector(".amend-price").value =
+      order.price === null ? "" : CERX.yuan(order.price).replace(/,/g, "");
     actions.querySelector(".amend-price").setAttribute("aria-label", CERX.say("trader.new_price"));
     actions.querySelector(".amend-qty").value = m.quantity;
     actions.querySelector(".amend-qty").setAttribute("aria-label", CERX.say("trader.new_quantity"));
@@ -92,9 +99,18 @@
       CERX.show(result, await socket.request("cancel", target));
     } else if (event.target.classList.contains("amend")) {
       const quantity = CERX.parseTonnes(row.querySelector(".amend-qty").value);
-      const price = CERX.parseYuan(row.querySelector(".amend-price").value.replace(/,/g, ""));
-      if (quantity === null || price === null) { refuse("INVALID_ARGS"); return; }
-      CERX.show(result, await socket.request("amend", { ...target, quantity, price }));
+      const priceText = row.querySelector(".amend-price").value.replace(/,/g, "").trim();
+      const price = priceText === "" ? null : CERX.parseYuan(priceText);
+      if (quantity === null || (priceText !== "" && price === null)) {
+        refuse("INVALID_ARGS");
+        return;
+      }
+      // a price left empty (an order placed elsewhere, whose price this page never saw) is
+      // left as it is
+      const args = price === null ? { ...target, quantity } : { ...target, quantity, price };
+      const reply = await socket.request("amend", args);
+      CERX.show(result, reply);
+      if (reply.ok && price !== null) row.cells[3].textContent = CERX.yuan(price);
     }
   });
 
