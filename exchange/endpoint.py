@@ -1,7 +1,8 @@
 """A REST endpoint: how one is declared (`Route`), and how a request to it is served.
 
 One table of routes (`exchange.rest.ROUTES`) both registers the aiohttp handlers and builds the
-OpenAPI document, so the two cannot drift apart. Serving a request, in this order:
+OpenAPI document, so the two cannot drift apart. Serving a request, in this order, after its
+body is read (at most `MAX_BODY` bytes, else 413 `BODY_TOO_LARGE`):
 
 1. unless the route is public: the signature over the request (`exchange.auth`: method, target
    and body), a token from the account's rate-limit bucket, then the route's role;
@@ -9,7 +10,8 @@ OpenAPI document, so the two cannot drift apart. Serving a request, in this orde
    which becomes the ledger's key `api/{account_id}/{header}`: a repeat returns the first result
    and changes nothing;
 3. path parameters, query and body decoded strictly into the route's structs (unknown fields
-   refused, constraints checked, integers only for money and tonnes);
+   refused, a query where the route takes none too, constraints checked, integers only for
+   money and tonnes);
 4. the handler, called with the `Call` and the decoded path, query and body, in that order, for
    those the route declares. What it returns is the result.
 
@@ -49,6 +51,7 @@ SIGNATURE_HEADERS = ("X-CERX-Key", "X-CERX-Timestamp", "X-CERX-Nonce", "X-CERX-S
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 UNREACHED = "the database cannot be reached (restarting?); try again"
+MAX_BODY = 1024 * 1024  # bytes of a request body; past it: 413 BODY_TOO_LARGE
 TIMESTAMP = re.compile(r"[0-9]{1,16}")  # str.isdigit() admits "²", which int() refuses
 
 PUBLIC: Literal["public"] = "public"
@@ -185,7 +188,7 @@ STATUS: dict[str, int] = (
     | {str(code): 404 for code in _UNKNOWN}
     | {str(code): 503 for code in _UNAVAILABLE}
     | {str(code): 403 for code in _FORBIDDEN}
-    | {ErrorCode.RATE_LIMITED: 429, ErrorCode.INTERNAL_ERROR: 500}
+    | {ErrorCode.RATE_LIMITED: 429, ErrorCode.INTERNAL_ERROR: 500, ErrorCode.BODY_TOO_LARGE: 413}
     | {LedgerCode.POINTS_NOT_TRANSFERABLE: 403, LedgerCode.POINT_USER_NOT_AUTHORISED: 403}
 )
 
@@ -216,6 +219,11 @@ def serve(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
                 inputs.append(_convert(dict(request.match_info), route.params))
             if route.query is not None:
                 inputs.append(_convert(dict(request.query), route.query))
+            elif request.query:
+                # ignored, `?account_id=7` would seem to choose whose data comes back
+                raise ExchangeError(
+                    ErrorCode.INVALID_ARGS, f"{route.name} takes no query: {request.query_string}"
+                )
             # no body reads as {}: a route whose fields all have defaults needs none
             decoded = _decode(body_decoder, body if body.strip() else b"{}")
             if route.body is not None:
@@ -230,7 +238,7 @@ def serve(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
             log.warning("%s: the database is out of reach: %r", route.name, error)
             reply = _refused(ErrorCode.DATABASE_UNAVAILABLE, UNREACHED, 1_000)
         except web.HTTPRequestEntityTooLarge as error:
-            reply = _refused(ErrorCode.INVALID_ARGS, error.text or "the body is too large")
+            reply = _refused(ErrorCode.BODY_TOO_LARGE, error.text or "the body is too large")
         except Exception:
             log.exception("%s failed", route.name)
             reply = _refused(ErrorCode.INTERNAL_ERROR, "the exchange could not serve this")

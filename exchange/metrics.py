@@ -66,6 +66,12 @@ class Metrics:
             "Sessions closed because they did not read",
             registry=registry,
         )
+        self.closes = Counter(
+            "cerx_connection_closes",
+            "Sessions the server closed for what the client sent, by reason",
+            ["reason"],
+            registry=registry,
+        )
         self._requests: dict[tuple[str, str], Counter] = {}  # the labelled children, by labels
         self._book_events: dict[str, Counter] = {}
 

@@ -17,11 +17,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import msgspec
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from exchange import protocol, public_pages, rest
-from exchange.endpoint import UNREACHED
+from exchange.endpoint import MAX_BODY, UNREACHED
 from exchange.engine import OrderRequest
 from exchange.errors import ErrorCode, ExchangeError
 from exchange.journal import JournalError
@@ -239,6 +239,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 task = asyncio.create_task(serve(message.data))
                 serving.add(task)
                 task.add_done_callback(serving.discard)
+            elif message.type is WSMsgType.ERROR and isinstance(message.data, WebSocketError):
+                session.exchange.metrics.closes.labels(_close_reason(message.data)).inc()
     finally:
         # requests under way finish (an order may already be journaled); their replies go nowhere
         session.close()
@@ -247,6 +249,12 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
             await sender
     return ws
+
+
+def _close_reason(error: WebSocketError) -> str:
+    """Why aiohttp closed a session for what it read: a frame over MAX_FRAME (1009), or one
+    that breaks the WebSocket protocol (1002, 1007)."""
+    return "frame_too_big" if error.code == WSCloseCode.MESSAGE_TOO_BIG else "protocol_error"
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -279,7 +287,7 @@ SESSIONS_KEY = web.AppKey("sessions", set[Session])
 
 
 def build_app(exchange: Exchange) -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY)
     app[EXCHANGE_KEY] = exchange
     app[SESSIONS_KEY] = set()
     app.cleanup_ctx.append(heartbeats)

@@ -9,6 +9,7 @@ refusals it saw moved `cerx_requests_total{op, outcome}` (or `cerx_connection_cl
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import time
 from collections.abc import Mapping
@@ -19,16 +20,19 @@ import msgspec
 from aiohttp.test_utils import TestServer
 
 from exchange.auth import HttpRequest, sign_request
-from exchange.endpoint import PUBLIC, SIGNED, Route
+from exchange.endpoint import MAX_BODY, PUBLIC, SIGNED, Route
 from exchange.keys import ApiKey
 from exchange.rest import ROUTES
+from exchange.server import MAX_FRAME
 from exchange.service import Exchange
+from matching import Side
 from settlement.values import Role
 from tests.exchange.conftest import Market, make_key
 from tests.exchange.figures import count
-from tests.exchange.market import SYMBOL
+from tests.exchange.market import SYMBOL, order
 from tests.exchange.rest_client import Rest, Staff, fresh_key
 from tests.exchange.test_rest_offsets import holder
+from tests.exchange.test_rest_registration import REPORTS, account, methodology, pool
 from tests.exchange.test_server import connect
 
 SIGNED_ROUTES = [route for route in ROUTES if route.access != PUBLIC]
@@ -288,3 +292,280 @@ async def test_header_values_and_bodies_no_client_sends_are_refused_not_failed(
         assert (await client.login(key, api_key="k-\u0000"))["error"]["code"] == "AUTH_UNKNOWN_KEY"
     expected[served("login", "AUTH_UNKNOWN_KEY")] = 1
     assert_moved(before, await scrape(rest.http, server), expected)
+
+
+# -- one account reaching for another's ---------------------------------------------------------
+
+
+async def test_one_account_cannot_cancel_or_amend_anothers_orders_over_the_websocket(
+    exchange: Exchange, server: TestServer, market: Market
+) -> None:
+    (_, seller), (buyer, _) = market
+    async with aiohttp.ClientSession() as http:
+        owner, other = await connect(server, http), await connect(server, http)
+        await owner.login(await make_key(exchange, seller))
+        await other.login(await make_key(exchange, buyer))
+        placed = await owner.call(
+            "new_order", symbol=SYMBOL, cl_ord_id="own-1", side="sell", quantity=5, price=5_300
+        )
+        order_id = placed["result"]["order_id"]
+        attempts = [
+            ("cancel", {"order_id": order_id}, "ORDER_MUST_BELONG_TO_ACCOUNT"),
+            ("cancel", {"cl_ord_id": "own-1"}, "ORDER_MUST_EXIST"),  # client ids are per account
+            ("amend", {"order_id": order_id, "quantity": 1}, "ORDER_MUST_BELONG_TO_ACCOUNT"),
+            # growing it would need tonnes the caller lacks: the ownership check comes first
+            ("amend", {"order_id": order_id, "quantity": 900}, "ORDER_MUST_BELONG_TO_ACCOUNT"),
+            ("amend", {"cl_ord_id": "own-1", "quantity": 1}, "ORDER_MUST_EXIST"),
+            ("cancel_all", {}, "ORDER_MUST_EXIST"),
+        ]
+        expected: dict[str, int] = {}
+        before = await scrape(http, server)
+        for op, args, code in attempts:
+            reply = await other.call(op, symbol=SYMBOL, **args)
+            assert reply["error"]["code"] == code, (op, args, reply)
+            expected[served(op, code)] = expected.get(served(op, code), 0) + 1
+        assert_moved(before, await scrape(http, server), expected)
+        resting = exchange.engine.books[SYMBOL].order(order_id)
+        assert resting is not None and (resting.leaves_t, resting.price_fen) == (5, 5_300)
+        assert (await owner.call("cancel", symbol=SYMBOL, order_id=order_id))["ok"]
+
+
+async def test_rest_reads_are_the_callers_own_and_cannot_name_another_account(
+    exchange: Exchange, server: TestServer, rest: Rest, market: Market
+) -> None:
+    (_, seller), (buyer, _) = market
+    order_id, _ = await exchange.engine.new_order(seller, order("peek-1", Side.SELL, 3, 5_400))
+    key = await make_key(exchange, buyer)
+    before = await scrape(rest.http, server)
+    expected: dict[str, int] = {}
+    for path in ("/api/v1/account", "/api/v1/holdings", "/api/v1/orders"):
+        status, reply = await rest.get(path, key)
+        assert status == 200, reply
+        result = reply["result"]
+        if path == "/api/v1/orders":
+            assert order_id not in {o["order_id"] for o in result}
+        else:
+            assert result["account_id"] == buyer
+        expected[served(f"GET {path}", "ok")] = 1
+    # a query naming the other account is refused, not ignored into the caller's own data
+    for path in ("/api/v1/account", "/api/v1/holdings", "/api/v1/orders", "/api/v1/trades"):
+        status, reply = await rest.get(f"{path}?account_id={seller}", key)
+        assert (status, reply["error"]["code"]) == (400, "INVALID_ARGS"), path
+        name = served(f"GET {path}", "INVALID_ARGS")
+        expected[name] = expected.get(name, 0) + 1
+    assert_moved(before, await scrape(rest.http, server), expected)
+    await exchange.engine.cancel(seller, SYMBOL, order_id)
+
+
+async def test_one_account_cannot_finish_or_claim_anothers_tonnes_and_retirements(
+    exchange: Exchange, server: TestServer, rest: Rest, market: Market, team: Staff
+) -> None:
+    (owner, trader), _ = market
+    theirs = next(h for h in await exchange.ledger.holdings(owner) if h.state == "free")
+    serials = {"block_id": theirs.block_id, "first": theirs.first, "last": theirs.first + 4}
+    mine, _ = await holder(exchange, rest, team, Role.TRADER)
+    mine_key, trader_key = await make_key(exchange, mine), await make_key(exchange, trader)
+    stranger, _ = await holder(exchange, rest, team, Role.TRADER)
+    stranger_key = await make_key(exchange, stranger)
+    retire = {"beneficiary": "某公司", "purpose": "碳中和"}
+    retired = await rest.post("/api/v1/retirements", retire | {"quantity_t": 10}, mine_key)
+    retirement_id = retired[1]["result"]["retirement_id"]
+    application = {
+        "beneficiary": "某公司",
+        "subject_kind": "event",
+        "subject": "年会",
+        "emissions_t": 10,
+        "purpose": "碳中和",
+        "retirement_ids": [retirement_id],
+    }
+    applied = await rest.post("/api/v1/certificate-applications", application, mine_key)
+    application_id = applied[1]["result"]["application_id"]
+    before = await scrape(rest.http, server)
+    held = (await exchange.ledger.balance(owner), await exchange.ledger.holdings(owner))
+    attempts = [
+        # serials of a block the caller holds none of: the risk view refuses
+        (
+            "POST /api/v1/retirements",
+            (await rest.post("/api/v1/retirements", retire | {"ranges": [serials]}, stranger_key)),
+            (409, "INSUFFICIENT_HOLDINGS"),
+        ),
+        # serials of a block the caller holds other serials of: the ledger refuses
+        (
+            "POST /api/v1/retirements",
+            (await rest.post("/api/v1/retirements", retire | {"ranges": [serials]}, trader_key)),
+            (409, "RANGE_NOT_HELD"),
+        ),
+        (
+            "POST /api/v1/certificate-applications",
+            await rest.post("/api/v1/certificate-applications", application, stranger_key),
+            (404, "RETIREMENT_NOT_FOUND"),
+        ),
+    ]
+    expected: dict[str, int] = {}
+    for name, (status, reply), refusal in attempts:
+        assert (status, reply["error"]["code"]) == refusal, name
+        expected[served(name, refusal[1])] = expected.get(served(name, refusal[1]), 0) + 1
+    for path, found in (
+        ("/api/v1/retirements", "retirement_id"),
+        ("/api/v1/certificate-applications", "application_id"),
+    ):
+        status, reply = await rest.get(path, stranger_key)
+        assert status == 200 and reply["ok"], reply
+        assert {retirement_id, application_id}.isdisjoint(r[found] for r in reply["result"])
+        expected[served(f"GET {path}", "ok")] = 1
+    assert_moved(before, await scrape(rest.http, server), expected)
+    assert (await exchange.ledger.balance(owner), await exchange.ledger.holdings(owner)) == held
+
+
+async def test_one_account_cannot_see_resubmit_or_review_anothers_applications(
+    exchange: Exchange, server: TestServer, rest: Rest, team: Staff
+) -> None:
+    sector = f"sec-{fresh_key()}"
+    experts = await pool(exchange, rest, team, sector, 3)
+    _, key = await account(exchange, Role.PARTICIPANT)
+    _, stranger = await account(exchange, Role.PARTICIPANT)
+    applied = await rest.post("/api/v1/applications/methodologies", methodology(sector), key)
+    a = applied[1]["result"]["application_id"]
+    started = await rest.post(
+        f"/api/v1/regulator/applications/{a}/review", {"panel_size": 2}, team.regulator
+    )
+    drawn = set(started[1]["result"]["draw"]["drawn"])
+    left_out = experts[next(e for e in experts if e not in drawn)]
+    opinion = {"approve": True, "text": "sound"}
+    attempts = [
+        ("GET", f"/api/v1/applications/{a}", None, stranger, (404, "APPLICATION_NOT_FOUND")),
+        (
+            "POST",
+            "/api/v1/applications/methodologies",
+            methodology(sector) | {"resubmits": a},
+            stranger,
+            (404, "APPLICATION_NOT_FOUND"),
+        ),
+        (
+            "POST",
+            f"/api/v1/applications/{a}/reports",
+            {"reports": REPORTS},
+            stranger,
+            (404, "APPLICATION_NOT_FOUND"),
+        ),
+        (
+            "POST",
+            f"/api/v1/expert/reviews/{a}/opinion",
+            opinion,
+            left_out,
+            (403, "NOT_DRAWN"),
+        ),
+    ]
+    expected: dict[str, int] = {}
+    before = await scrape(rest.http, server)
+    for method, path, body, caller, refusal in attempts:
+        if method == "GET":
+            status, reply = await rest.get(path, caller)
+        else:
+            status, reply = await rest.post(path, body, caller)
+        assert (status, reply["error"]["code"]) == refusal, path
+        route = next(r for r in ROUTES if r.method == method and _matches(r.path, path))
+        expected[served(route.name, refusal[1])] = 1
+    assert_moved(before, await scrape(rest.http, server), expected)
+
+
+def _matches(pattern: str, path: str) -> bool:
+    """Whether `path` is an instance of the route `pattern` (`{name}` matches one segment)."""
+    wanted, parts = pattern.split("/"), path.split("/")
+    return len(wanted) == len(parts) and all(
+        w == p or w.startswith("{") for w, p in zip(wanted, parts, strict=True)
+    )
+
+
+# -- roles ---------------------------------------------------------------------------------------
+
+
+async def test_no_account_reaches_a_staff_route_without_its_role(
+    exchange: Exchange, server: TestServer, rest: Rest, market: Market, team: Staff
+) -> None:
+    """A trader on every operator, regulator, aggregator, expert, sector-authority and applicant
+    route, and every staff role on every other role's: 403 AUTH_FORBIDDEN, nothing done."""
+    (_, trader), _ = market
+    keys = await keys_by_access(exchange, rest, team, trader)
+    roles = {access: await exchange.roles(key.account_id) for access, key in keys.items()}
+    expected: dict[str, int] = {}
+    before = await scrape(rest.http, server)
+    for route in STAFF_ROUTES:
+        path = path_of(route, trader)
+        body = b"{}" if route.method == "POST" else b""
+        outsiders = [access for access in keys if route.access not in roles[access]]
+        assert SIGNED in outsiders, route.name  # the trader is refused everywhere
+        for access in outsiders:
+            headers = headers_for(keys[access], route.method, path, body)
+            assert await send(rest, route, path, headers, body) == (403, "AUTH_FORBIDDEN"), (
+                route.name,
+                access,
+            )
+        expected[served(route.name, "AUTH_FORBIDDEN")] = len(outsiders)
+    assert_moved(before, await scrape(rest.http, server), expected)
+
+
+# -- sizes ---------------------------------------------------------------------------------------
+
+
+async def send_large(
+    rest: Rest, route: Route, path: str, headers: dict[str, str], body: bytes
+) -> tuple[int, str]:
+    """As `send`, streaming the body (aiohttp warns of a large body sent as bytes)."""
+    url = rest.server.make_url(path)
+    async with rest.http.request(
+        route.method, url, data=io.BytesIO(body), headers=headers
+    ) as response:
+        reply = msgspec.json.decode(await response.read())
+    assert reply["ok"] is False, (route.name, reply)
+    return response.status, reply["error"]["code"]
+
+
+async def test_a_body_past_the_limit_is_refused_413_on_every_route(
+    exchange: Exchange, server: TestServer, rest: Rest, market: Market, team: Staff
+) -> None:
+    """Signed or not, before its signature is checked: the body is read first, and no further
+    than the limit. One byte less is read and judged as any body."""
+    (_, trader), _ = market
+    keys = await keys_by_access(exchange, rest, team, trader)
+    too_large = b" " * MAX_BODY + b"{}"
+    expected: dict[str, int] = {}
+    before = await scrape(rest.http, server)
+    for route in ROUTES:
+        path = path_of(route, trader)
+        assert await send_large(rest, route, path, {}, too_large) == (413, "BODY_TOO_LARGE")
+        count_as = served(route.name, "BODY_TOO_LARGE")
+        expected[count_as] = 1
+        if route.access != PUBLIC:
+            headers = headers_for(keys[route.access], route.method, path, too_large)
+            refused = await send_large(rest, route, path, headers, too_large)
+            assert refused == (413, "BODY_TOO_LARGE")
+            expected[count_as] = 2
+    deposits = "/api/v1/operator/deposits"
+    at_limit = b'{"account_id": %d, "amount_fen": 0}' % trader
+    at_limit += b" " * (MAX_BODY - len(at_limit))
+    status, reply = await rest.post(deposits, at_limit, team.operator)
+    assert (status, reply["error"]["code"]) == (400, "INVALID_ARGS"), reply  # amount_fen >= 1
+    expected[served(f"POST {deposits}", "INVALID_ARGS")] = 1
+    assert_moved(before, await scrape(rest.http, server), expected)
+
+
+async def test_a_frame_past_the_limit_closes_its_session_1009_and_is_counted(
+    exchange: Exchange, server: TestServer, market: Market
+) -> None:
+    (_, trader), _ = market
+    key = await make_key(exchange, trader)
+    async with aiohttp.ClientSession() as http:
+        before = await scrape(http, server)
+        bystander = await connect(server, http)
+        await bystander.login(key)
+        for binary in (False, True):
+            client = await connect(server, http)
+            await client.login(key)
+            frame = b'{"op": "ping", "req_id": 1}' + b" " * MAX_FRAME
+            await (client.ws.send_bytes(frame) if binary else client.ws.send_str(frame.decode()))
+            closing = await client.ws.receive(timeout=10)
+            assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1009)
+            await client.ws.close()
+        assert (await bystander.call("ping"))["result"] == "pong"
+        assert_moved(before, await scrape(http, server), {closed("frame_too_big"): 2})
