@@ -188,7 +188,8 @@ STATUS: dict[str, int] = (
     | {str(code): 404 for code in _UNKNOWN}
     | {str(code): 503 for code in _UNAVAILABLE}
     | {str(code): 403 for code in _FORBIDDEN}
-    | {ErrorCode.RATE_LIMITED: 429, ErrorCode.INTERNAL_ERROR: 500, ErrorCode.BODY_TOO_LARGE: 413}
+    | {ErrorCode.RATE_LIMITED: 429, ErrorCode.TOO_MANY_SESSIONS: 429}
+    | {ErrorCode.INTERNAL_ERROR: 500, ErrorCode.BODY_TOO_LARGE: 413}
     | {LedgerCode.POINTS_NOT_TRANSFERABLE: 403, LedgerCode.POINT_USER_NOT_AUTHORISED: 403}
 )
 

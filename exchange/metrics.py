@@ -72,6 +72,12 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.connection_refusals = Counter(
+            "cerx_connection_refusals",
+            "WebSocket upgrades refused for a cap on open sessions (per_address or total)",
+            ["reason"],
+            registry=registry,
+        )
         self._requests: dict[tuple[str, str], Counter] = {}  # the labelled children, by labels
         self._book_events: dict[str, Counter] = {}
 

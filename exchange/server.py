@@ -21,6 +21,7 @@ from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from exchange import protocol, public_pages, rest
+from exchange.admission import Admission
 from exchange.endpoint import MAX_BODY, UNREACHED
 from exchange.engine import OrderRequest
 from exchange.errors import ErrorCode, ExchangeError
@@ -211,7 +212,19 @@ def _answer(
     return protocol.ok(req_id, result)
 
 
-async def websocket(request: web.Request) -> web.WebSocketResponse:
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """A session, if the caps on open sessions admit one from the caller's address."""
+    admission, address = request.app[ADMISSION_KEY], request.remote or ""
+    refusal = admission.enter(address)
+    if refusal is not None:
+        return refusal
+    try:
+        return await _session(request)
+    finally:
+        admission.leave(address)
+
+
+async def _session(request: web.Request) -> web.WebSocketResponse:
     # aiohttp refuses a frame whose size reaches max_msg_size, so one more lets MAX_FRAME itself
     # through; without compression the limit counts the bytes on the wire, and no client makes
     # the server inflate its frames or deflate every message it is sent
@@ -284,12 +297,14 @@ async def heartbeats(app: web.Application) -> AsyncIterator[None]:
 
 
 SESSIONS_KEY = web.AppKey("sessions", set[Session])
+ADMISSION_KEY = web.AppKey("admission", Admission)
 
 
 def build_app(exchange: Exchange) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[EXCHANGE_KEY] = exchange
     app[SESSIONS_KEY] = set()
+    app[ADMISSION_KEY] = Admission(exchange.limits, exchange.metrics)
     app.cleanup_ctx.append(heartbeats)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/metrics", metrics)

@@ -17,17 +17,22 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import pytest
 from aiohttp.test_utils import TestServer
 
 from exchange.auth import HttpRequest, sign_request
+from exchange.client import Refused
+from exchange.client import connect as client_connect
 from exchange.endpoint import MAX_BODY, PUBLIC, SIGNED, Route
 from exchange.keys import ApiKey
+from exchange.limits import Limits
 from exchange.rest import ROUTES
-from exchange.server import MAX_FRAME
+from exchange.server import ADMISSION_KEY, MAX_FRAME, build_app
 from exchange.service import Exchange
 from matching import Side
+from settlement.database import Database
 from settlement.values import Role
-from tests.exchange.conftest import Market, make_key
+from tests.exchange.conftest import Market, make_key, open_exchange
 from tests.exchange.figures import count
 from tests.exchange.market import SYMBOL, order
 from tests.exchange.rest_client import Rest, Staff, fresh_key
@@ -569,3 +574,112 @@ async def test_a_frame_past_the_limit_closes_its_session_1009_and_is_counted(
             await client.ws.close()
         assert (await bystander.call("ping"))["result"] == "pong"
         assert_moved(before, await scrape(http, server), {closed("frame_too_big"): 2})
+
+
+# -- floods --------------------------------------------------------------------------------------
+
+FLOOD_CAPS = Limits(sessions_per_address=3, sessions_total=5)
+UPGRADE = {
+    "Connection": "Upgrade",
+    "Upgrade": "websocket",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
+
+
+def refused_for(cap: str) -> str:
+    return f'cerx_connection_refusals_total{{reason="{cap}"}}'
+
+
+async def refused_upgrade(http: aiohttp.ClientSession, server: TestServer) -> dict[str, Any]:
+    """A WebSocket upgrade the caps refuse, as the bytes of its answer show it."""
+    async with http.get(server.make_url("/ws"), headers=UPGRADE) as response:
+        assert response.status == 429, response.status
+        assert response.headers["Retry-After"] == "1"
+        reply: dict[str, Any] = msgspec.json.decode(await response.read())
+    assert reply["ok"] is False
+    return reply["error"]
+
+
+async def admitted(http: aiohttp.ClientSession, server: TestServer) -> tuple[Any, int]:
+    """A session, once the server has counted out one that just closed (the client hears the
+    close before the server has finished with it): the session, and the refusals on the way."""
+    refusals = 0
+    for _ in range(100):
+        try:
+            return await connect(server, http), refusals
+        except aiohttp.WSServerHandshakeError as error:
+            assert error.status == 429
+            refusals += 1
+            await asyncio.sleep(0.02)
+    raise AssertionError("no session was admitted again")
+
+
+async def test_a_flood_of_connections_is_refused_past_the_caps_and_the_open_sessions_serve_on(
+    database: Database, market: Market
+) -> None:
+    (_, seller), _ = market
+    exchange = await open_exchange(database, FLOOD_CAPS)
+    server = TestServer(build_app(exchange), host="127.0.0.1")
+    await server.start_server()
+    admission = server.app[ADMISSION_KEY]
+    elsewhere = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))  # another client's address
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            aiohttp.ClientSession(connector=elsewhere) as far,
+        ):
+            before = await scrape(http, server)
+            key = await make_key(exchange, seller)
+            here = [await connect(server, http) for _ in range(3)]
+            await here[0].login(key)
+            # the address has its three: a flood of upgrades from it is refused, every one
+            flood = await asyncio.gather(
+                *(connect(server, http) for _ in range(40)), return_exceptions=True
+            )
+            assert {(type(f), getattr(f, "status", None)) for f in flood} == {
+                (aiohttp.WSServerHandshakeError, 429)
+            }
+            error = await refused_upgrade(http, server)
+            assert (error["code"], error["retry_after_ms"]) == ("TOO_MANY_SESSIONS", 1_000)
+            assert "this address" in error["msg"]
+            with pytest.raises(Refused) as refused:
+                async with client_connect(server.make_url("/ws"), http=http):
+                    pass
+            assert (refused.value.code, refused.value.retry_after_ms) == (
+                "TOO_MANY_SESSIONS",
+                1_000,
+            )
+            # another address opens the two the total has left, then is refused too
+            there = [await connect(server, far) for _ in range(2)]
+            error = await refused_upgrade(far, server)
+            assert error["code"] == "TOO_MANY_SESSIONS" and "the exchange" in error["msg"]
+            admission.check_invariants()
+            # the sessions open serve on: the logged-in one trades, the others answer
+            placed = await here[0].call(
+                "new_order",
+                symbol=SYMBOL,
+                cl_ord_id="flood-1",
+                side="sell",
+                quantity=2,
+                price=5_400,
+            )
+            assert placed["ok"], placed
+            assert (await here[0].call("cancel", symbol=SYMBOL, cl_ord_id="flood-1"))["ok"]
+            for client in [*here[1:], *there]:
+                assert (await client.call("ping"))["result"] == "pong"
+            # one closes, and its place is taken again
+            await here.pop().ws.close()
+            again, waited = await admitted(http, server)
+            assert (await again.call("ping"))["result"] == "pong"
+            admission.check_invariants()
+            assert_moved(
+                before,
+                await scrape(http, server),
+                {refused_for("per_address"): 40 + 2 + waited, refused_for("total"): 1},
+            )
+            for client in [*here, *there, again]:
+                await client.ws.close()
+    finally:
+        await server.close()
+        await exchange.close()
