@@ -38,7 +38,7 @@ from tests.exchange.market import SYMBOL, order
 from tests.exchange.rest_client import Rest, Staff, fresh_key
 from tests.exchange.test_rest_offsets import holder
 from tests.exchange.test_rest_registration import REPORTS, account, methodology, pool
-from tests.exchange.test_server import connect
+from tests.exchange.test_server import Client, connect
 
 SIGNED_ROUTES = [route for route in ROUTES if route.access != PUBLIC]
 STAFF_ROUTES = [route for route in ROUTES if route.access not in (PUBLIC, SIGNED)]
@@ -680,6 +680,145 @@ async def test_a_flood_of_connections_is_refused_past_the_caps_and_the_open_sess
             )
             for client in [*here, *there, again]:
                 await client.ws.close()
+    finally:
+        await server.close()
+        await exchange.close()
+
+
+async def pipelined(client: Client, frames: list[tuple[str, dict[str, object]]]) -> list[Any]:
+    """Send every frame at once, then read their replies, in whatever order they come (a
+    refusal decided before the journal may overtake the orders before it): as a flood arrives."""
+    ids = [next(client.ids) for _ in frames]
+    for req_id, (op, args) in zip(ids, frames, strict=True):
+        await client.ws.send_bytes(msgspec.json.encode({"op": op, "req_id": req_id, "args": args}))
+    replies: dict[int, Any] = {}
+    while len(replies) < len(ids):
+        message = await client.ws.receive(timeout=10)
+        assert message.type is aiohttp.WSMsgType.BINARY, message
+        body = msgspec.json.decode(message.data)
+        if "type" not in body:
+            replies[body["req_id"]] = body
+    return [replies[req_id] for req_id in ids]
+
+
+def bids(tag: str, n: int) -> list[tuple[str, dict[str, object]]]:
+    """`n` small buys resting far under the market, each with its own client order id."""
+    return [
+        (
+            "new_order",
+            {"symbol": SYMBOL, "cl_ord_id": f"{tag}-{i}", "side": "buy", "quantity": 1}
+            | {"price": 4_600, "post_only": True},
+        )
+        for i in range(n)
+    ]
+
+
+FLOODS = {
+    # one session past its bucket; and one account past its own over two sessions
+    "session": (Limits(session_per_second=20, session_burst=20), 1),
+    "account": (Limits(account_per_second=20, account_burst=20), 2),
+}
+
+
+@pytest.mark.parametrize("bucket", sorted(FLOODS))
+async def test_a_flood_of_orders_is_refused_rate_limited_and_slows_no_one_else(
+    database: Database, market: Market, bucket: str
+) -> None:
+    limits, sessions = FLOODS[bucket]
+    (_, seller), (buyer, _) = market
+    exchange = await open_exchange(database, limits)
+    server = TestServer(build_app(exchange), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            flooders = [await connect(server, http) for _ in range(sessions)]
+            flooder_key = await make_key(exchange, buyer)
+            for flooder in flooders:
+                await flooder.login(flooder_key)
+            bystander = await connect(server, http)
+            await bystander.login(await make_key(exchange, seller))
+            before = await scrape(http, server)
+            started = time.monotonic()
+            flood = asyncio.gather(
+                *(
+                    pipelined(f, bids(f"{bucket}-{n}", 200 // sessions))
+                    for n, f in enumerate(flooders)
+                )
+            )
+            waits = []  # the bystander's round trips while the flood is served
+            while not flood.done():
+                sent = time.monotonic()
+                assert (await bystander.call("ping"))["result"] == "pong"
+                waits.append(time.monotonic() - sent)
+                await asyncio.sleep(1 / 20)  # within a bucket of its own at 20 a second
+            replies = [reply for replies in await flood for reply in replies]
+            elapsed_s = time.monotonic() - started
+            refused = [r["error"] for r in replies if not r["ok"]]
+            assert {e["code"] for e in refused} == {"RATE_LIMITED"}
+            assert all(1 <= e["retry_after_ms"] <= 1_000 // 20 for e in refused)
+            placed = len(replies) - len(refused)
+            # the burst (a session's login took a token of it), and what the bucket gained while
+            # the flood was read
+            assert 20 - 1 <= placed <= 20 + int(20 * elapsed_s) + 1, (placed, elapsed_s)
+            assert max(waits) < 1.0, waits  # the bystander's bucket and session are its own
+            assert_moved(
+                before,
+                await scrape(http, server),
+                {
+                    served("new_order", "RATE_LIMITED"): len(refused),
+                    served("new_order", "ok"): placed,
+                    served("ping", "ok"): len(waits),
+                },
+            )
+            # the flooding sessions are open, and trade again once the window has passed (a
+            # token each: they may share one bucket)
+            await asyncio.sleep(max(e["retry_after_ms"] for e in refused) / 1_000 * sessions)
+            for n, flooder in enumerate(flooders):
+                op, args = bids(f"{bucket}-again-{n}", 1)[0]
+                again = await flooder.call(op, **args)
+                assert again["ok"], again
+            assert (await flooders[0].call("cancel_all", symbol=SYMBOL))["ok"]
+    finally:
+        await server.close()
+        await exchange.close()
+
+
+async def test_a_flood_of_rest_requests_is_refused_429_per_account_and_slows_no_one_else(
+    database: Database, market: Market
+) -> None:
+    (_, seller), (buyer, _) = market
+    exchange = await open_exchange(database, Limits(account_per_second=10, account_burst=10))
+    server = TestServer(build_app(exchange), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            rest = Rest(server, http)
+            flooder, bystander = await make_key(exchange, buyer), await make_key(exchange, seller)
+            before = await scrape(http, server)
+            started = time.monotonic()
+            flood = await asyncio.gather(
+                *(rest.get("/api/v1/orders", flooder) for _ in range(60)),
+                *(rest.get("/api/v1/orders", bystander) for _ in range(5)),
+            )
+            elapsed_s = time.monotonic() - started
+            theirs, others = flood[:60], flood[60:]
+            refused = [body["error"] for status, body in theirs if status != 200]
+            assert {e["code"] for e in refused} == {"RATE_LIMITED"}
+            assert {status for status, _ in theirs} == {200, 429}
+            assert all(1 <= e["retry_after_ms"] <= 100 for e in refused)
+            placed = len(theirs) - len(refused)
+            assert 10 <= placed <= 10 + int(10 * elapsed_s) + 1, (placed, elapsed_s)
+            assert {status for status, _ in others} == {200}
+            assert_moved(
+                before,
+                await scrape(http, server),
+                {
+                    served("GET /api/v1/orders", "RATE_LIMITED"): len(refused),
+                    served("GET /api/v1/orders", "ok"): placed + len(others),
+                },
+            )
+            await asyncio.sleep(max(e["retry_after_ms"] for e in refused) / 1_000)
+            assert (await rest.get("/api/v1/orders", flooder))[0] == 200
     finally:
         await server.close()
         await exchange.close()
