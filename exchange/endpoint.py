@@ -154,6 +154,7 @@ _CONFLICTS = (
     RegistrationCode.LABEL_MUST_NOT_BE_WITHDRAWN,
 )
 _UNKNOWN = (
+    ErrorCode.NO_SUCH_ROUTE,
     ErrorCode.UNKNOWN_INSTRUMENT,
     LedgerCode.ACCOUNT_NOT_FOUND,
     LedgerCode.PROJECT_NOT_FOUND,
@@ -249,6 +250,21 @@ def serve(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
         return web.Response(body=_encode(reply), status=status, content_type="application/json")
 
     return respond
+
+
+NO_ROUTE = "no route"  # the op these requests are counted under: not their paths, unbounded
+
+
+async def no_route(request: web.Request) -> web.Response:
+    """Any other request under /api/: refused as a route refuses, in JSON with a code and
+    counted, rather than with aiohttp's plain-text 404 or 405."""
+    request.app[EXCHANGE_KEY].metrics.count_request(NO_ROUTE, ErrorCode.NO_SUCH_ROUTE)
+    reply = _refused(
+        ErrorCode.NO_SUCH_ROUTE,
+        f"no route {request.method} {request.path}: the routes are listed at /openapi.json",
+    )
+    status = status_of(ErrorCode.NO_SUCH_ROUTE)
+    return web.Response(body=_encode(reply), status=status, content_type="application/json")
 
 
 def _refused(code: str, msg: str, retry_after_ms: int | None = None) -> Refusal:

@@ -822,3 +822,25 @@ async def test_a_flood_of_rest_requests_is_refused_429_per_account_and_slows_no_
     finally:
         await server.close()
         await exchange.close()
+
+
+async def test_a_path_or_method_no_route_has_is_refused_in_json_and_counted(
+    server: TestServer, rest: Rest
+) -> None:
+    """Under /api/, as every route refuses: not aiohttp's plain-text 404 and 405, which a client
+    parsing JSON would choke on and /metrics would not count."""
+    probes = [
+        ("GET", "/api/v1/nosuch"),
+        ("GET", "/api/v1/public/certificates/"),
+        ("DELETE", "/api/v1/account"),
+        ("POST", "/api/v1/account"),
+        ("PUT", "/api/v1/operator/deposits"),
+        ("GET", "/api/v1/operator/deposits"),
+        ("GET", "/api/v1/instruments/extra"),
+        ("PATCH", "/api/"),
+    ]
+    before = await scrape(rest.http, server)
+    for method, path in probes:
+        status, reply = await rest.send(method, path, b"", None, {})
+        assert (status, reply["error"]["code"]) == (404, "NO_SUCH_ROUTE"), (method, path)
+    assert_moved(before, await scrape(rest.http, server), {served("no route", "NO_SUCH_ROUTE"): 8})
