@@ -844,3 +844,62 @@ async def test_a_path_or_method_no_route_has_is_refused_in_json_and_counted(
         status, reply = await rest.send(method, path, b"", None, {})
         assert (status, reply["error"]["code"]) == (404, "NO_SUCH_ROUTE"), (method, path)
     assert_moved(before, await scrape(rest.http, server), {served("no route", "NO_SUCH_ROUTE"): 8})
+
+
+async def test_text_a_column_cannot_hold_or_a_line_break_after_an_id_is_refused_not_failed(
+    exchange: Exchange, server: TestServer, rest: Rest, market: Market, team: Staff
+) -> None:
+    """A NUL in a methodology's sector was a 500 (schemathesis found it: PostgreSQL stores no
+    NUL, and any text reaching it failed so), as was any text the ledger's own routes took
+    unchecked; and an id matched its pattern with a line break after it, since Python's `$`
+    matches before a final one. Both are refused INVALID_ARGS as they are decoded."""
+    (_, trader), _ = market
+    keys = await keys_by_access(exchange, rest, team, trader)
+    aggregator = keys[Role.AGGREGATOR]
+    methodology = {"code": "NUL1", "name": "PV", "sector": "energy"}
+    cases: list[tuple[str, str, object, ApiKey]] = [
+        (
+            "POST",
+            "/api/v1/regulator/methodologies",
+            methodology | {"sector": "en\0ergy"},
+            team.regulator,
+        ),
+        (
+            "POST",
+            "/api/v1/regulator/methodologies",
+            methodology | {"code": "NUL1\n"},
+            team.regulator,
+        ),
+        ("POST", "/api/v1/operator/accounts", {"name": "a\0b", "roles": ["trader"]}, team.operator),
+        (
+            "POST",
+            "/api/v1/aggregator/authorisations",
+            {"user_refs": ["u\0"], "granted": True},
+            aggregator,
+        ),
+        ("GET", "/api/v1/aggregator/users/u%00x/points", None, aggregator),
+        ("GET", f"/api/v1/trades?symbol={SYMBOL}%0A", None, keys[SIGNED]),
+    ]
+    expected: dict[str, int] = {}
+    before = await scrape(rest.http, server)
+    for method, path, body, key in cases:
+        if method == "GET":
+            status, reply = await rest.get(path, key)
+        else:
+            status, reply = await rest.post(path, body, key)
+        assert (status, reply["error"]["code"]) == (400, "INVALID_ARGS"), (path, reply)
+        route = next(
+            r for r in ROUTES if r.method == method and _matches(r.path, path.split("?")[0])
+        )
+        expected[served(route.name, "INVALID_ARGS")] = (
+            expected.get(served(route.name, "INVALID_ARGS"), 0) + 1
+        )
+    async with aiohttp.ClientSession() as http:
+        client = await connect(server, http)
+        await client.login(keys[SIGNED])
+        reply = await client.call(
+            "new_order", symbol=SYMBOL, cl_ord_id="c-1\n", side="buy", quantity=1, price=4_600
+        )
+        assert reply["error"]["code"] == "INVALID_ARGS", reply
+    expected[served("?", "INVALID_ARGS")] = 1  # a frame that does not decode has no op
+    assert_moved(before, await scrape(rest.http, server), expected)
