@@ -1,10 +1,11 @@
 """Hostile callers against a real server, each refused with its code and counted in /metrics:
 unsigned, forged, replayed, stale and tampered requests on every signed route; header values no
 client would send; one account reaching for another's orders, tonnes, retirements and
-applications; a trader on every staff route; frames and bodies over their limits; floods of
-connections and of orders. Every test reads /metrics before and after, and checks that the
-refusals it saw moved `cerx_requests_total{op, outcome}` (or `cerx_connection_closes_total
-{reason}`) by exactly as many."""
+applications; a trader on every staff route; frames and bodies over their limits; text no
+column can hold; paths no route has; floods of connections, orders and REST requests. Every test
+reads /metrics before and after, and checks that the refusals it saw moved
+`cerx_requests_total{op, outcome}` (or `cerx_connection_closes_total{reason}`,
+`cerx_connection_refusals_total{reason}`) by exactly as many. docs/security.md lists them."""
 
 from __future__ import annotations
 
