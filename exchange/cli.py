@@ -2,6 +2,7 @@
 
     cerx serve [--host 127.0.0.1] [--port 8080] [--data-dir var] [--database-url URL] [--demo]
                [--session-rate N] [--account-rate N]
+               [--max-sessions N] [--max-sessions-per-address N]
     cerx verify-certificate FILE --public-key PEMFILE
     cerx platform-key [--data-dir var]
     cerx set-password ACCOUNT_ID LOGIN [--data-dir var] [--database-url URL]
@@ -79,6 +80,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=DEFAULT_LIMITS.account_per_second,
         help=f"requests a second per account ({DEFAULT_LIMITS.account_per_second}; bursts of 2x)",
     )
+    serve.add_argument(
+        "--max-sessions",
+        type=int,
+        default=DEFAULT_LIMITS.sessions_total,
+        help=f"WebSocket sessions open at once ({DEFAULT_LIMITS.sessions_total}); past it an"
+        " upgrade is refused 429 TOO_MANY_SESSIONS",
+    )
+    serve.add_argument(
+        "--max-sessions-per-address",
+        type=int,
+        default=DEFAULT_LIMITS.sessions_per_address,
+        help=f"WebSocket sessions open from one address ({DEFAULT_LIMITS.sessions_per_address});"
+        " behind a proxy, as many as --max-sessions",
+    )
     verify = commands.add_parser(
         "verify-certificate", help="check a carbon-neutrality certificate file offline"
     )
@@ -140,7 +155,12 @@ async def serve(args: argparse.Namespace) -> int:
         if not instruments:
             say("warning    no instruments are listed yet (start with --demo for a demo market)")
         limits = Limits(
-            args.session_rate, 2 * args.session_rate, args.account_rate, 2 * args.account_rate
+            args.session_rate,
+            2 * args.session_rate,
+            args.account_rate,
+            2 * args.account_rate,
+            sessions_per_address=args.max_sessions_per_address,
+            sessions_total=args.max_sessions,
         )
         exchange = await Exchange.open(database, instruments, limits)
         calm_the_collector()

@@ -39,6 +39,7 @@ import msgspec
 from yarl import URL
 
 from exchange.auth import HttpRequest, sign, sign_request
+from exchange.errors import ErrorCode
 from exchange.market_data import Bar, BookDelta, BookSnapshot, TradePrint
 from exchange.protocol import Heartbeat
 from exchange.reports import BalanceUpdate, ExecutionReport
@@ -107,6 +108,9 @@ def rest_headers(key_id: str, secret: bytes, request: HttpRequest) -> dict[str, 
         "X-CERX-Nonce": nonce,
         "X-CERX-Signature": sign_request(secret, timestamp_ms, nonce, key_id, request),
     }
+
+
+TOO_MANY_SESSIONS_STATUS = 429  # an upgrade refused for a cap on open sessions (docs/protocol.md)
 
 
 class Client:
@@ -369,7 +373,19 @@ async def connect(
     async with contextlib.AsyncExitStack() as stack:
         if http is None:
             http = await stack.enter_async_context(aiohttp.ClientSession())
-        ws = await http.ws_connect(url, max_msg_size=0, decode_text=False)
+        try:
+            ws = await http.ws_connect(url, max_msg_size=0, decode_text=False)
+        except aiohttp.WSServerHandshakeError as error:
+            if error.status != TOO_MANY_SESSIONS_STATUS:
+                raise
+            # the refusal's JSON body does not reach a handshake error; its status says it all
+            after_s = error.headers.get("Retry-After", "") if error.headers else ""
+            retry_after_ms = (
+                1_000 * int(after_s) if after_s.isascii() and after_s.isdigit() else 1_000
+            )
+            raise Refused(
+                ErrorCode.TOO_MANY_SESSIONS, "too many sessions open; try again", retry_after_ms
+            ) from None
         client = Client(http, ws, URL(url), buffer)
         stack.push_async_callback(client.close)
         if key_id is not None:

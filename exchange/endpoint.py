@@ -1,7 +1,8 @@
 """A REST endpoint: how one is declared (`Route`), and how a request to it is served.
 
 One table of routes (`exchange.rest.ROUTES`) both registers the aiohttp handlers and builds the
-OpenAPI document, so the two cannot drift apart. Serving a request, in this order:
+OpenAPI document, so the two cannot drift apart. Serving a request, in this order, after its
+body is read (at most `MAX_BODY` bytes, else 413 `BODY_TOO_LARGE`):
 
 1. unless the route is public: the signature over the request (`exchange.auth`: method, target
    and body), or for a person in the web console the session cookie and, on a write, the
@@ -11,7 +12,8 @@ OpenAPI document, so the two cannot drift apart. Serving a request, in this orde
    which becomes the ledger's key `api/{account_id}/{header}`: a repeat returns the first result
    and changes nothing;
 3. path parameters, query and body decoded strictly into the route's structs (unknown fields
-   refused, constraints checked, integers only for money and tonnes);
+   refused, a query where the route takes none too, constraints checked, integers only for
+   money and tonnes);
 4. the handler, called with the `Call` and the decoded path, query and body, in that order, for
    those the route declares. What it returns is the result.
 
@@ -54,6 +56,7 @@ CSRF_HEADER = "X-CSRF-Token"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 UNREACHED = "the database cannot be reached (restarting?); try again"
+MAX_BODY = 1024 * 1024  # bytes of a request body; past it: 413 BODY_TOO_LARGE
 TIMESTAMP = re.compile(r"[0-9]{1,16}")  # str.isdigit() admits "²", which int() refuses
 
 PUBLIC: Literal["public"] = "public"
@@ -157,6 +160,7 @@ _CONFLICTS = (
     RegistrationCode.LABEL_MUST_NOT_BE_WITHDRAWN,
 )
 _UNKNOWN = (
+    ErrorCode.NO_SUCH_ROUTE,
     ErrorCode.UNKNOWN_INSTRUMENT,
     LedgerCode.ACCOUNT_NOT_FOUND,
     LedgerCode.PROJECT_NOT_FOUND,
@@ -192,7 +196,12 @@ STATUS: dict[str, int] = (
     | {str(code): 404 for code in _UNKNOWN}
     | {str(code): 503 for code in _UNAVAILABLE}
     | {str(code): 403 for code in _FORBIDDEN}
-    | {ErrorCode.RATE_LIMITED: 429, ErrorCode.AUTH_LOCKED_OUT: 429, ErrorCode.INTERNAL_ERROR: 500}
+    | {
+        ErrorCode.RATE_LIMITED: 429,
+        ErrorCode.TOO_MANY_SESSIONS: 429,
+        ErrorCode.AUTH_LOCKED_OUT: 429,
+    }
+    | {ErrorCode.INTERNAL_ERROR: 500, ErrorCode.BODY_TOO_LARGE: 413}
     | {LedgerCode.POINTS_NOT_TRANSFERABLE: 403, LedgerCode.POINT_USER_NOT_AUTHORISED: 403}
 )
 
@@ -223,6 +232,11 @@ def serve(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
                 inputs.append(_convert(dict(request.match_info), route.params))
             if route.query is not None:
                 inputs.append(_convert(dict(request.query), route.query))
+            elif request.query:
+                # ignored, `?account_id=7` would seem to choose whose data comes back
+                raise ExchangeError(
+                    ErrorCode.INVALID_ARGS, f"{route.name} takes no query: {request.query_string}"
+                )
             # no body reads as {}: a route whose fields all have defaults needs none
             decoded = _decode(body_decoder, body if body.strip() else b"{}")
             if route.body is not None:
@@ -237,7 +251,7 @@ def serve(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
             log.warning("%s: the database is out of reach: %r", route.name, error)
             reply = _refused(ErrorCode.DATABASE_UNAVAILABLE, UNREACHED, 1_000)
         except web.HTTPRequestEntityTooLarge as error:
-            reply = _refused(ErrorCode.INVALID_ARGS, error.text or "the body is too large")
+            reply = _refused(ErrorCode.BODY_TOO_LARGE, error.text or "the body is too large")
         except Exception:
             log.exception("%s failed", route.name)
             reply = _refused(ErrorCode.INTERNAL_ERROR, "the exchange could not serve this")
@@ -247,6 +261,21 @@ def serve(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
         return web.Response(body=_encode(reply), status=status, content_type="application/json")
 
     return respond
+
+
+NO_ROUTE = "no route"  # the op these requests are counted under: not their paths, unbounded
+
+
+async def no_route(request: web.Request) -> web.Response:
+    """Any other request under /api/: refused as a route refuses, in JSON with a code and
+    counted, rather than with aiohttp's plain-text 404 or 405."""
+    request.app[EXCHANGE_KEY].metrics.count_request(NO_ROUTE, ErrorCode.NO_SUCH_ROUTE)
+    reply = _refused(
+        ErrorCode.NO_SUCH_ROUTE,
+        f"no route {request.method} {request.path}: the routes are listed at /openapi.json",
+    )
+    status = status_of(ErrorCode.NO_SUCH_ROUTE)
+    return web.Response(body=_encode(reply), status=status, content_type="application/json")
 
 
 def _refused(code: str, msg: str, retry_after_ms: int | None = None) -> Refusal:

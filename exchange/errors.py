@@ -29,6 +29,9 @@ class ErrorCode(StrEnum):
     UNKNOWN_CHANNEL = "UNKNOWN_CHANNEL"
     RATE_LIMITED = "RATE_LIMITED"
     IDEMPOTENCY_KEY_REQUIRED = "IDEMPOTENCY_KEY_REQUIRED"  # a REST write without a valid key
+    BODY_TOO_LARGE = "BODY_TOO_LARGE"  # a REST body past the server's limit
+    NO_SUCH_ROUTE = "NO_SUCH_ROUTE"  # a REST path, or a method on it, that no route has
+    TOO_MANY_SESSIONS = "TOO_MANY_SESSIONS"  # a WebSocket upgrade past a cap on open sessions
     # orders
     UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
     DUPLICATE_CL_ORD_ID = "DUPLICATE_CL_ORD_ID"

@@ -1,4 +1,5 @@
-"""Rate limits: token buckets per session and per account, in whole tokens and nanoseconds.
+"""Limits: how many requests a session and an account may make (token buckets, in whole tokens
+and nanoseconds), and how many WebSocket sessions may be open (`exchange.admission`).
 
 A bucket holds up to `burst` tokens and gains `per_second` of them each second; a request takes
 one. A refusal says how long until the next token (`retry_after_ms`), so a client can back off
@@ -20,6 +21,8 @@ class Limits(msgspec.Struct, frozen=True):
     session_burst: int = 1_000
     account_per_second: int = 2_000
     account_burst: int = 4_000
+    sessions_per_address: int = 256  # WebSocket sessions open from one remote address
+    sessions_total: int = 4_096  # WebSocket sessions open in all
 
 
 DEFAULT_LIMITS = Limits()

@@ -66,6 +66,18 @@ class Metrics:
             "Sessions closed because they did not read",
             registry=registry,
         )
+        self.closes = Counter(
+            "cerx_connection_closes",
+            "Sessions the server closed for what the client sent, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.connection_refusals = Counter(
+            "cerx_connection_refusals",
+            "WebSocket upgrades refused for a cap on open sessions (per_address or total)",
+            ["reason"],
+            registry=registry,
+        )
         self._requests: dict[tuple[str, str], Counter] = {}  # the labelled children, by labels
         self._book_events: dict[str, Counter] = {}
 

@@ -3,7 +3,11 @@
 Schemas come from msgspec (`msgspec.json.schema_components`, JSON Schema 2020-12 as OpenAPI 3.1
 takes it); each route's path and query structs become its parameters, its body struct its request
 body, and its result type the `result` of the `{"ok": true, "result": ...}` envelope. Refusals
-share one response, `{"ok": false, "error": {"code", "msg"}}`.
+are `{"ok": false, "error": {"code", "msg", "retry_after_ms"}}`, one response per HTTP status,
+each naming the codes answered with that status (`exchange.endpoint.status_of`), so a client
+can tell what a status may mean and a checker can hold the server to it. Each operation lists
+the statuses it may answer: any route 400, 413, 500 and 503; a route with path parameters 404;
+a signed route also 401, 403, 404, 409 and 429.
 """
 
 from __future__ import annotations
@@ -20,9 +24,29 @@ from exchange.endpoint import (
     SIGNATURE_HEADERS,
     Refusal,
     Route,
+    status_of,
 )
+from exchange.errors import ErrorCode
+from matching import RejectCode
+from offsets.errors import ErrorCode as OffsetCode
+from registration.errors import ErrorCode as RegistrationCode
+from settlement.errors import ErrorCode as LedgerCode
 
 REF = "#/components/schemas/{name}"
+CODES = (ErrorCode, LedgerCode, RejectCode, OffsetCode, RegistrationCode)  # every refusal's code
+MEANINGS = {
+    400: "The request is not valid",
+    401: "Not authenticated: no signature, or one that does not hold",
+    403: "Signed, but the caller may not do this",
+    404: "No such thing",
+    409: "Not now: the state of things refuses it",
+    413: "The body is over 1 MiB",
+    429: "Too many requests: wait `retry_after_ms`",
+    500: "The exchange failed to serve it: a bug, logged",
+    503: "The exchange cannot serve it for now: try again after `retry_after_ms`",
+}
+ANY_ROUTE = (400, 413, 500, 503)
+SIGNED_ROUTE = (401, 403, 404, 409, 429)
 
 DESCRIPTION = """\
 CERX, the exchange of carbon-inclusion CERs. Prices are fen per tonne, money fen, quantities
@@ -57,12 +81,7 @@ def document(routes: Sequence[Route]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
-            "responses": {
-                "Refusal": {
-                    "description": "Refused: `error.code` says why (see docs/exchange.md)",
-                    "content": {"application/json": {"schema": schemas[0]}},
-                }
-            },
+            "responses": _refusals(schemas[0]),
             "parameters": {
                 "IdempotencyKey": {
                     "name": IDEMPOTENCY_HEADER,
@@ -95,7 +114,11 @@ def _operation(
         parameters += _parameters("query", schemas[route.query], components)
     if route.method == "POST":
         parameters.append({"$ref": "#/components/parameters/IdempotencyKey"})
-    refusal = {"$ref": "#/components/responses/Refusal"}
+    statuses = set(ANY_ROUTE)
+    if route.params is not None:
+        statuses.add(404)
+    if route.access != PUBLIC:
+        statuses.update(SIGNED_ROUTE)
     operation: dict[str, Any] = {
         "operationId": route.handler.__name__,
         "summary": route.summary,
@@ -107,8 +130,10 @@ def _operation(
                 "description": "Done",
                 "content": {"application/json": {"schema": _ok(schemas[route.result])}},
             },
-            "4XX": refusal,
-            "5XX": refusal,
+        }
+        | {
+            str(status): {"$ref": f"#/components/responses/Refused{status}"}
+            for status in sorted(statuses)
         },
         "security": []
         if route.access == PUBLIC
@@ -122,6 +147,29 @@ def _operation(
             "content": {"application/json": {"schema": schemas[route.body]}},
         }
     return operation
+
+
+def _refusals(refusal: dict[str, Any]) -> dict[str, Any]:
+    """A refusal response per status, its `error.code` one of the codes of that status."""
+    codes: dict[int, list[str]] = {status: [] for status in MEANINGS}
+    for code in sorted({str(code) for kind in CODES for code in kind}):
+        codes[status_of(code)].append(code)
+    return {
+        f"Refused{status}": {
+            "description": f"{MEANINGS[status]}: `error.code` says why (docs/exchange.md)",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "allOf": [
+                            refusal,
+                            {"properties": {"error": {"properties": {"code": {"enum": named}}}}},
+                        ]
+                    }
+                }
+            },
+        }
+        for status, named in codes.items()
+    }
 
 
 def _parameters(

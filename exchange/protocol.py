@@ -16,8 +16,12 @@ import msgspec
 from exchange.errors import ErrorCode
 from matching import OrderType, Side, StpMode, TimeInForce
 
-ClientId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
-Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9-]{1,32}$")]
+END = r"$(?!\n)"
+"""Where a pattern ends: Python's `$` (msgspec checks patterns with `re.search`) also matches
+before a final line break, which would let `"SZCER-2025\n"` through; the look-ahead refuses it,
+and never fails at the end in JSON Schema's regexes, which the OpenAPI document hands on."""
+ClientId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}" + END)]
+Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9-]{1,32}" + END)]
 Tonnes = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
 Fen = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000_000)]
 OrderId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
@@ -29,7 +33,7 @@ class Login(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     api_key: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     timestamp_ms: int
     nonce: str
-    signature: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{64}$")]
+    signature: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{64}" + END)]
 
 
 class NewOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -26,7 +26,7 @@ from exchange import (
     rest_regulator,
 )
 from exchange import rest_registration as reg
-from exchange.endpoint import PUBLIC, SIGNED, Route, serve
+from exchange.endpoint import PUBLIC, SIGNED, Route, no_route, serve
 from exchange.instruments import Instrument
 from exchange.market_data import Bar
 from exchange.reports import OpenOrder
@@ -773,3 +773,5 @@ def add_routes(app: web.Application) -> None:
     for route in ROUTES:
         app.router.add_route(route.method, route.path, serve(route))
     app.router.add_get("/openapi.json", openapi_json)
+    # last: a path or method under /api/ that no route above has
+    app.router.add_route("*", "/api/{anything:.*}", no_route)

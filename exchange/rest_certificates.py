@@ -16,6 +16,7 @@ import msgspec
 
 from exchange.endpoint import Call
 from exchange.errors import ErrorCode, ExchangeError
+from exchange.protocol import END
 from exchange.rest_fields import Id, Text
 from exchange.rest_offsets import today
 from exchange.service import Certifier
@@ -23,7 +24,9 @@ from offsets.applications import Application, IssuedCertificate
 from offsets.certificate import SignedCertificate, SubjectKind
 from offsets.signing import Verdict, public_key_pem, verify
 
-CertificateId = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+(-[A-Z0-9]+)*$", max_length=64)]
+CertificateId = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z0-9]+(-[A-Z0-9]+)*" + END, max_length=64)
+]
 Emissions = Annotated[int, msgspec.Meta(ge=1, le=10**12)]
 
 

@@ -16,6 +16,7 @@ import msgspec
 
 from exchange.endpoint import Call
 from exchange.errors import ErrorCode, ExchangeError
+from exchange.protocol import END
 from exchange.rest_fields import Code, Id, Text, Tonnes, Vintage
 from exchange.sessions import TIMEZONE
 from offsets.disclosure import Disclosure, disclosure
@@ -27,7 +28,7 @@ from settlement.values import ByQuantity, ByRanges, Selection, SerialRange
 Year = Annotated[int, msgspec.Meta(ge=2000, le=2100)]
 BigTonnes = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
 Serial = Annotated[int, msgspec.Meta(ge=1, le=10**12)]
-BlockId = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9-]{1,64}$")]
+BlockId = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9-]{1,64}" + END)]
 
 
 def today() -> dt.date:

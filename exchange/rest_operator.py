@@ -20,7 +20,16 @@ from exchange.endpoint import Call
 from exchange.errors import ErrorCode, ExchangeError
 from exchange.instruments import Instrument, list_instrument
 from exchange.protocol import Fen, Symbol
-from exchange.rest_fields import AmountFen, Code, FeeBp, Id, InstrumentId, Tonnes, Vintage
+from exchange.rest_fields import (
+    PRINTABLE,
+    AmountFen,
+    Code,
+    FeeBp,
+    Id,
+    InstrumentId,
+    Tonnes,
+    Vintage,
+)
 from exchange.rest_market import SymbolPath
 from exchange.sessions import TradingHours
 from matching import (
@@ -74,7 +83,7 @@ class HaltBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class NewAccount(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=PRINTABLE)]
     roles: Annotated[list[Role], msgspec.Meta(min_length=1, max_length=8)]
 
 

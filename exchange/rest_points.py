@@ -16,22 +16,23 @@ from typing import Annotated
 import msgspec
 
 from exchange.endpoint import Call
-from exchange.rest_fields import Code, Id, Tonnes
+from exchange.protocol import END
+from exchange.rest_fields import LINES, PRINTABLE, Code, Id, Tonnes
 from exchange.rest_offsets import today
 from settlement.errors import ErrorCode, LedgerError
 from settlement.points import BatchDone, Distribution, PointIssuance, PointsRule, Pool, Redemption
 from settlement.points_ledger import PointsLedger
 from settlement.values import ByBlocks, ByQuantity, Selection
 
-UserRef = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+UserRef = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=PRINTABLE)]
 Points = Annotated[int, msgspec.Meta(ge=1, le=10**12)]
-BatchId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+BatchId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}" + END)]
 MAX_ITEMS = 50_000
 
 
 class AggregatorBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     account_id: Id
-    declaration: Annotated[str, msgspec.Meta(max_length=1_000)]
+    declaration: Annotated[str, msgspec.Meta(max_length=1_000, pattern=LINES)]
 
 
 class RuleBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

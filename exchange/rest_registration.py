@@ -20,6 +20,7 @@ from typing import Annotated
 import msgspec
 
 from exchange.endpoint import Call
+from exchange.protocol import END
 from exchange.rest_certificates import ApplicationPath, Decision
 from exchange.rest_fields import Code, Id, LongText, Text, Tonnes
 from exchange.rest_offsets import today
@@ -47,8 +48,8 @@ from registration.values import (
 )
 from settlement.values import SchemeRegistration
 
-Digest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
-LabelId = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+(-[A-Z0-9]+)*$", max_length=64)]
+Digest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}" + END)]
+LabelId = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+(-[A-Z0-9]+)*" + END, max_length=64)]
 
 
 class ReportBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -17,12 +17,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import msgspec
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from exchange import protocol, public_pages, rest
+from exchange.admission import Admission
 from exchange.console import routes as console
-from exchange.endpoint import SESSION_COOKIE, UNREACHED, browser_session
+from exchange.endpoint import MAX_BODY, SESSION_COOKIE, UNREACHED, browser_session
 from exchange.engine import OrderRequest
 from exchange.errors import ErrorCode, ExchangeError
 from exchange.journal import JournalError
@@ -216,7 +217,19 @@ def _answer(
     return protocol.ok(req_id, result)
 
 
-async def websocket(request: web.Request) -> web.WebSocketResponse:
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """A session, if the caps on open sessions admit one from the caller's address."""
+    admission, address = request.app[ADMISSION_KEY], request.remote or ""
+    refusal = admission.enter(address)
+    if refusal is not None:
+        return refusal
+    try:
+        return await _session(request)
+    finally:
+        admission.leave(address)
+
+
+async def _session(request: web.Request) -> web.WebSocketResponse:
     # aiohttp refuses a frame whose size reaches max_msg_size, so one more lets MAX_FRAME itself
     # through; without compression the limit counts the bytes on the wire, and no client makes
     # the server inflate its frames or deflate every message it is sent
@@ -245,6 +258,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 task = asyncio.create_task(serve(message.data))
                 serving.add(task)
                 task.add_done_callback(serving.discard)
+            elif message.type is WSMsgType.ERROR and isinstance(message.data, WebSocketError):
+                session.exchange.metrics.closes.labels(_close_reason(message.data)).inc()
     finally:
         # requests under way finish (an order may already be journaled); their replies go nowhere
         session.close()
@@ -291,6 +306,12 @@ async def _follow_browser(request: web.Request, session: Session) -> asyncio.Tas
     return asyncio.create_task(watch(), name=f"browser-{session.id}")
 
 
+def _close_reason(error: WebSocketError) -> str:
+    """Why aiohttp closed a session for what it read: a frame over MAX_FRAME (1009), or one
+    that breaks the WebSocket protocol (1002, 1007)."""
+    return "frame_too_big" if error.code == WSCloseCode.MESSAGE_TOO_BIG else "protocol_error"
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = request.app[EXCHANGE_KEY].metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -318,12 +339,14 @@ async def heartbeats(app: web.Application) -> AsyncIterator[None]:
 
 
 SESSIONS_KEY = web.AppKey("sessions", set[Session])
+ADMISSION_KEY = web.AppKey("admission", Admission)
 
 
 def build_app(exchange: Exchange) -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY)
     app[EXCHANGE_KEY] = exchange
     app[SESSIONS_KEY] = set()
+    app[ADMISSION_KEY] = Admission(exchange.limits, exchange.metrics)
     app.cleanup_ctx.append(heartbeats)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/metrics", metrics)

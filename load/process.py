@@ -18,11 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exchange.demo import DemoKey
+from exchange.limits import DEFAULT_LIMITS
 from settlement.database import DATABASE_URL_VARIABLE
 
 KEY_LINE = re.compile(r"demo key\s+(\w+)\s+account (\d+)\s+key (\S+)\s+secret ([0-9a-f]+)")
 START_S = 60  # a generous bound on a busy machine; the start takes about a second
-UNLIMITED = ("--session-rate", "1000000", "--account-rate", "1000000")
+# the load's many users all connect from loopback: one address stands for many clients
+UNLIMITED = (
+    "--session-rate",
+    "1000000",
+    "--account-rate",
+    "1000000",
+    "--max-sessions-per-address",
+    str(DEFAULT_LIMITS.sessions_total),
+)
 
 
 class ServerExitedError(Exception):
