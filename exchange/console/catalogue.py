@@ -306,6 +306,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Methodology, project and scenario applications",
     ),
     "regulator.drawn": ("抽取的专家", "Experts drawn"),
+    "regulator.sector_decides": (
+        "该场景由行业主管部门评价和决定（第十四条）。",
+        "The sector's competent department evaluates and decides this scenario (Art. 14).",
+    ),
     "regulator.seed": ("随机种子", "seed"),
     "regulator.expert": ("专家", "Expert"),
     "regulator.start_review": ("抽取专家，开始评审", "Draw experts and start the review"),

@@ -55,7 +55,7 @@ async def regulator_page(request: web.Request, viewer: Viewer) -> web.Response:
         for submission in await read_as(
             ROUTE["GET /api/v1/regulator/applications"], exchange, viewer.account_id, QueueQuery()
         )
-        if submission.state in OPEN_STATES and submission.decider_id is None
+        if submission.state in OPEN_STATES
     ]
     return render(
         request,

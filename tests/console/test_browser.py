@@ -261,6 +261,9 @@ async def test_a_holder_retires_applies_and_downloads_its_certificate_in_the_bro
         await pdf_link.click()
     pdf = await (await downloading.value).path()
     assert Path(pdf).read_bytes().startswith(b"%PDF")
+    # and its public page, which its QR code opens, says valid
+    await page.locator("#applications a").first.click()
+    await expect(page.locator("p.good")).to_contain_text("valid")
     retired = [h for h in await exchange.ledger.holdings(account) if h.state is TonneState.RETIRED]
     assert sum(h.quantity_t for h in retired) == 30
 
