@@ -46,14 +46,14 @@ async def test_a_database_from_newer_code_is_refused(database_url: str) -> None:
 
 
 async def test_points_balances_move_into_their_users_rows_intact(database_url: str) -> None:
-    """0010 moves each user's balances into its row, one element per rule version from 1 with
+    """0011 moves each user's balances into its row, one element per rule version from 1 with
     zeros between, and drops the old table; replayed in a schema of its own, then undone."""
     conn = await asyncpg.connect(database_url)
     undo = conn.transaction()
     await undo.start()
     try:
-        await conn.execute("CREATE SCHEMA before_0010; SET LOCAL search_path = before_0010")
-        for migration in migrations()[:9]:
+        await conn.execute("CREATE SCHEMA before_0011; SET LOCAL search_path = before_0011")
+        for migration in migrations()[:10]:
             await conn.execute(migration.sql)
         txn = await conn.fetchval("INSERT INTO ledger_txns (kind) VALUES ('t') RETURNING txn_id")
         aggregator = await conn.fetchval(
@@ -77,7 +77,7 @@ async def test_points_balances_move_into_their_users_rows_intact(database_url: s
             ids["held-1-and-3"],
             ids["held-2"],
         )
-        await conn.execute(migrations()[9].sql)
+        await conn.execute(migrations()[10].sql)
         rows = await conn.fetch("SELECT user_ref, balances FROM point_users ORDER BY user_ref")
         assert [(row["user_ref"], row["balances"]) for row in rows] == [
             ("held-1-and-3", [10, 0, 30]),
