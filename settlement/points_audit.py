@@ -2,8 +2,9 @@
 
 - per aggregator and rule version: issued (the pool) = the sum of its issuances, and issued =
   undistributed + held by its users + cancelled;
-- per user and rule version: the balance = the sum of its entries (distributions less
-  cancellations), and what was cancelled = what the redemptions reported;
+- per user and rule version: the balance (`point_users.balances[version]`) = the sum of its
+  entries (distributions less cancellations), and what was cancelled = what the redemptions
+  reported;
 - per project: the tonnes in the 'converted' state = the tonnes its issuances converted, and
   each issuance's points = its tonnes × its rule's points per tonne.
 """
@@ -26,8 +27,10 @@ _CHECKS = (
         """SELECT p.aggregator_id, p.rule_version, p.issued, p.undistributed,
                   coalesce(h.held, 0), p.cancelled
            FROM point_pools p LEFT JOIN (
-               SELECT u.aggregator_id, b.rule_version, sum(b.balance) AS held
-               FROM point_balances b JOIN point_users u USING (user_id) GROUP BY 1, 2) h
+               SELECT u.aggregator_id, b.rule_version::int, sum(b.balance) AS held
+               FROM point_users u,
+                    unnest(u.balances) WITH ORDINALITY AS b(balance, rule_version)
+               GROUP BY 1, 2) h
              USING (aggregator_id, rule_version)
            WHERE p.issued <> p.undistributed + coalesce(h.held, 0) + p.cancelled LIMIT 20""",
     ),
@@ -35,7 +38,10 @@ _CHECKS = (
         "points of user {0}/v{1}: balance {2}, entries {3}",
         """SELECT coalesce(b.user_id, e.user_id), coalesce(b.rule_version, e.rule_version),
                   coalesce(b.balance, 0), coalesce(e.points, 0)
-           FROM point_balances b FULL JOIN (
+           FROM (SELECT u.user_id, b.rule_version::int, b.balance
+                 FROM point_users u,
+                      unnest(u.balances) WITH ORDINALITY AS b(balance, rule_version)) b
+           FULL JOIN (
                SELECT x.user_id, x.rule_version, sum(x.points) AS points
                FROM point_entries,
                     unnest(user_ids, rule_versions, points) AS x(user_id, rule_version, points)
