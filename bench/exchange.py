@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import asyncpg
 import msgspec
 
 from bench.matching import say
@@ -217,6 +218,53 @@ async def fixed_rate(sessions: list[Session], rate: int, seconds: float) -> Tall
     return tally
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User and system CPU seconds `pid` has used so far (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+class CpuMeter:
+    """CPU seconds of the server, of this process and of the database's backends for the
+    scratch database (its walwriter and others are shared with whatever else runs there): a
+    steadier measure than a rate on a shared machine."""
+
+    def __init__(self, server_pid: int, database_url: str) -> None:
+        self._server_pid = server_pid
+        self._database_url = database_url
+
+    async def read(self) -> dict[str, float]:
+        conn = await asyncpg.connect(self._database_url)
+        try:
+            pids = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            )
+        finally:
+            await conn.close()
+        return {
+            "server": process_cpu_s(self._server_pid),
+            "bench": time.process_time(),
+            "postgres": sum(process_cpu_s(row[0]) for row in pids),
+        }
+
+
+def cpu_line(before: dict[str, float], after: dict[str, float], requests: int) -> str:
+    """CPU microseconds per acknowledged request, per process, and the load average."""
+    per = {name: 1e6 * (after[name] - before[name]) / max(requests, 1) for name in after}
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (
+        f"  cpu      per request: server {per['server']:.0f} us, load generator"
+        f" {per['bench']:.0f} us, postgres backends {per['postgres']:.0f} us; load average {load}"
+    )
+
+
 SERVER_METRICS = (
     "cerx_journal_group_entries_count",
     "cerx_journal_group_entries_sum",
@@ -312,13 +360,16 @@ async def run(args: argparse.Namespace) -> int:
                     f"{args.seconds:g} s, "
                     + ("each its own trader" if traders else "all of trader carol")
                 )
-                before = await server_metrics(http, port)
+                meter = CpuMeter(server.pid, url)
+                before, cpu_before = await server_metrics(http, port), await meter.read()
                 high = await sustained(sessions, args.window, args.seconds)
-                after = await server_metrics(http, port)
+                after, cpu_after = await server_metrics(http, port), await meter.read()
                 say(server_line(before, after))
+                say(cpu_line(cpu_before, cpu_after, len(high.latencies_ns)))
                 say(f"fixed rate {args.rate:,}/s for {args.seconds:g} s")
                 paced = await fixed_rate(sessions, args.rate, args.seconds)
                 say(server_line(after, await server_metrics(http, port)))
+                say(cpu_line(cpu_after, await meter.read(), len(paced.latencies_ns)))
                 for session in sessions:
                     await session.ws.close()
         except BaseException:
