@@ -101,7 +101,7 @@ class Exchange:
             self.engine.now_ns,
         )
         self.reports = Reports(self.engine.instruments)
-        self.queues: set[asyncio.Queue[bytes]] = set()  # every session's send queue
+        self.queues: dict[int, list[bytes]] = {}  # every session's send queue, by session
         self.snapshots = Snapshots(
             database.pool,
             self._capture,
@@ -109,7 +109,7 @@ class Exchange:
             lambda: self.settler.applied_items,
             snapshot_every,
         )
-        metrics.track(lambda: self.settler.lag, lambda: sum(q.qsize() for q in self.queues))
+        metrics.track(lambda: self.settler.lag, lambda: sum(map(len, self.queues.values())))
         self.nonces = NonceGuard()
         self.replayed = 0  # journal entries the last start replayed (after its snapshot)
         self._subscribers: defaultdict[int, set[Push]] = defaultdict(set)
