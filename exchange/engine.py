@@ -116,6 +116,8 @@ class Engine:
         self.books = {i.symbol: OrderBook(i.rules, i.reference_price_fen) for i in instruments}
         self.risk: RiskView | None = None  # set once the ledger has caught up (see `go_live`)
         self.listeners: list[Listener] = []
+        # told after each journal group is applied, its callers answered (not during a replay)
+        self.group_listeners: list[Callable[[], None]] = []
         self._journal = journal
         self._feed = feed
         self._seq = last_seq
@@ -445,6 +447,8 @@ class Engine:
                             _tell(waiting, [], error)
                     return
                 _tell(done, events, None)
+            for listener in self.group_listeners:
+                listener()
 
     def _apply(self, entry: Entry) -> list[Event]:
         self.applied_seq = entry.seq
