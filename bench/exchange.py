@@ -15,9 +15,11 @@ Run as `python -m bench.exchange [--database-url URL] [--seconds 10] [--connecti
    `bench.frames` links, a bare WebSocket client whose cost per request stays small beside the
    server's (the CPU line after each phase says how small): it writes what a loop iteration
    sends at once, reads a reply's id and outcome from its first bytes, and only counts pushes.
-3. Fixed rate: the same sessions send `--rate` requests a second in all, at even intervals, without
+3. Wait for settlement to catch up with the sustained phase (its lag, from `/metrics`, at 0), so
+   that the next phase measures a server in its steady state at that rate.
+4. Fixed rate: the same sessions send `--rate` requests a second in all, at even intervals, without
    waiting, for `--seconds`; each reply's latency is measured from its send.
-4. Stop the server with SIGTERM (it drains settlement), check its exit, audit the ledger, drop
+5. Stop the server with SIGTERM (it drains settlement), check its exit, audit the ledger, drop
    the database. Exits 1 if anything failed.
 """
 
@@ -303,6 +305,18 @@ async def server_metrics(http: aiohttp.ClientSession, port: int) -> dict[str, fl
     return values
 
 
+async def settled(http: aiohttp.ClientSession, port: int, timeout_s: float = 300) -> float:
+    """Wait until the server's settlement has caught up (lag 0); the seconds it took. The fixed
+    rate is measured from there, on its own, not while the ledger catches up with the sustained
+    phase."""
+    started = time.perf_counter()
+    while (await server_metrics(http, port)).get(SERVER_METRICS[5], 0.0) > 0:
+        if time.perf_counter() - started > timeout_s:
+            raise RuntimeError(f"settlement did not catch up within {timeout_s:g} s")
+        await asyncio.sleep(0.1)
+    return time.perf_counter() - started
+
+
 def server_line(before: dict[str, float], after: dict[str, float]) -> str:
     """What the journal and settlement did between two scrapes."""
 
@@ -382,10 +396,13 @@ async def run(args: argparse.Namespace) -> int:
                 say(cpu_line(cpu_before, cpu_after, len(high.latencies_ns)))
                 pushed = sum(s.pushed for s in sessions)
                 say(f"  pushed   {pushed / max(len(high.latencies_ns), 1):.1f} messages a request")
+                waited = await settled(http, port)
+                say(f"settled    the settlement lag reached 0 in {waited:.1f} s")
+                before, cpu_before = await server_metrics(http, port), await meter.read()
                 say(f"fixed rate {args.rate:,}/s for {args.seconds:g} s")
                 paced = await fixed_rate(sessions, args.rate, args.seconds)
-                say(server_line(after, await server_metrics(http, port)))
-                say(cpu_line(cpu_after, await meter.read(), len(paced.latencies_ns)))
+                say(server_line(before, await server_metrics(http, port)))
+                say(cpu_line(cpu_before, await meter.read(), len(paced.latencies_ns)))
                 for session in sessions:
                     if session.link is not None:
                         session.link.close()
