@@ -335,6 +335,8 @@ def server_line(before: dict[str, float], after: dict[str, float]) -> str:
 
 
 def percentile_ms(values: Sequence[int], q: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
 
@@ -431,8 +433,9 @@ async def run(args: argparse.Namespace) -> int:
     p99 = percentile_ms(paced.latencies_ns, 0.99)
     say(
         f"  at {args.rate:,}/s  {paced.acks / args.seconds:,.0f} acks/s; latency p50"
-        f" {percentile_ms(paced.latencies_ns, 0.5):.2f} ms, p99 {p99:.2f} ms;"
-        f" refused {paced.refused or 0}"
+        f" {percentile_ms(paced.latencies_ns, 0.5):.2f} ms, p99 {p99:.2f} ms,"
+        f" p99.9 {percentile_ms(paced.latencies_ns, 0.999):.2f} ms,"
+        f" max {percentile_ms(paced.latencies_ns, 1.0):.2f} ms; refused {paced.refused or 0}"
     )
     say(
         f"goal       {GOAL_RATE:,} acks/s sustained: {'met' if rate >= GOAL_RATE else 'NOT met'};"
