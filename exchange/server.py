@@ -44,6 +44,9 @@ MAX_FRAME = 16 * 1024
 SEND_QUEUE = 1_024
 MAX_IN_FLIGHT = 256  # requests of one session being served at once
 HEARTBEAT_S = 1.0
+# isinstance with tuples: a union written inline is built again on each request
+_SUBSCRIPTIONS = (protocol.Subscribe, protocol.Unsubscribe)
+_ONE_ORDER = (protocol.Cancel, protocol.Amend)
 
 
 class Session:
@@ -54,6 +57,7 @@ class Session:
         self.id = next(_session_ids)
         limits = exchange.limits
         self.bucket = TokenBucket(limits.session_per_second, limits.session_burst)
+        self._account_bucket: TokenBucket | None = None  # the logged-in account's
         self._closing = False
         self._loop = asyncio.get_running_loop()
         self.request = request
@@ -128,8 +132,8 @@ class Session:
         A login is returned to be awaited: the session's next requests wait for it."""
         request = protocol.decode(frame)
         wait_ms = self.bucket.take()
-        if not wait_ms and self.account_id is not None:
-            wait_ms = self.exchange.account_bucket(self.account_id).take()
+        if not wait_ms and self._account_bucket is not None:
+            wait_ms = self._account_bucket.take()
         if wait_ms:
             op = "?" if isinstance(request, protocol.ProtocolError) else request.op
             self._reply(
@@ -163,7 +167,7 @@ class Session:
         args, req_id = request.args, request.req_id
         if isinstance(args, protocol.Ping):
             return protocol.ok(req_id, "pong")
-        if isinstance(args, protocol.Subscribe | protocol.Unsubscribe):
+        if isinstance(args, _SUBSCRIPTIONS):
             return self._subscription(req_id, args)
         account_id = self.account_id
         if account_id is None:
@@ -173,7 +177,7 @@ class Session:
         if isinstance(args, protocol.NewOrder):
             order_id = engine.submit_order(account_id, _order_request(args), answer)
             answer.result = {"order_id": order_id}
-        elif isinstance(args, protocol.Cancel | protocol.Amend):
+        elif isinstance(args, _ONE_ORDER):
             target = args.order_id
             if target is None and args.cl_ord_id is not None:
                 target = engine.order_id_for(account_id, args.cl_ord_id)
@@ -244,6 +248,7 @@ class Session:
             return
         self._unfollow()
         self.account_id = account_id
+        self._account_bucket = self.exchange.account_bucket(account_id)
         self._unfollow = self.exchange.follow(account_id, self.push)
         self._reply("login", protocol.ok(req_id, {"account_id": account_id}))
 
