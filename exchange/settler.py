@@ -53,6 +53,7 @@ UNREACHABLE = (
 )
 """What a database outage raises: worth waiting out, unlike a refusal."""
 
+GATHER_ITEMS, GATHER_S = 500, 0.02  # after a round of fewer items, wait this long for more
 POOL_SIZE = 2  # the worker's own connections: one at a time in use, one spare after an outage
 
 
@@ -193,6 +194,7 @@ class Settler:
         while True:
             await work.wait()
             work.clear()
+            round_items = 0
             while pending:
                 batch = pending[0]
                 started = time.perf_counter()
@@ -211,8 +213,13 @@ class Settler:
                 self.applied_batches += 1
                 self.applied_items += len(batch)
                 self._done += len(batch)
+                round_items += len(batch)
                 if self._on_applied is not None:
                     self._on_applied(batch, time.perf_counter() - started)
+            if 0 < round_items < GATHER_ITEMS:
+                # a batch costs about a dozen statements whatever its size: at a moderate rate,
+                # let the next gather a while rather than settle each few items on their own
+                await asyncio.sleep(GATHER_S)
             loop = self._loop
             if loop is not None:
                 with contextlib.suppress(RuntimeError):  # the exchange's loop has ended
