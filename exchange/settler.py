@@ -72,6 +72,7 @@ class Settler:
         self._loop: asyncio.AbstractEventLoop | None = None  # the exchange's
         self._worker_loop: asyncio.AbstractEventLoop | None = None
         self._work: asyncio.Event | None = None  # on the worker's loop: `_pending` has batches
+        self._hurry = asyncio.Event()  # on the worker's loop: someone waits, do not gather
         self._task: asyncio.Task[None] | None = None  # the worker, on its loop
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -103,6 +104,7 @@ class Settler:
     async def drain(self) -> None:
         """Return once everything decided so far is in the ledger (or the worker stopped)."""
         while self.lag and self.error is None:
+            self._hurry_up()
             self.wake()
             await asyncio.sleep(0.005)
 
@@ -112,6 +114,7 @@ class Settler:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
                 while self.applied_items < items and self.error is None:
+                    self._hurry_up()
                     self.wake()
                     await asyncio.sleep(0.002)
         if self.applied_items >= items:
@@ -142,6 +145,12 @@ class Settler:
 
     # -- on the exchange's loop ----------------------------------------------------------------
 
+    def _hurry_up(self) -> None:
+        """Someone waits for the ledger: the worker asks for work without gathering first."""
+        if self._worker_loop is not None:
+            with contextlib.suppress(RuntimeError):  # the worker has stopped: its loop is closed
+                self._worker_loop.call_soon_threadsafe(self._hurry.set)
+
     def _hand_over(self) -> None:
         """Give the worker the feed's batches, or remember that it waits for some."""
         batches = self._feed.take()
@@ -164,6 +173,7 @@ class Settler:
     async def _main(self) -> None:
         self._worker_loop = asyncio.get_running_loop()
         self._work = asyncio.Event()
+        self._hurry = asyncio.Event()
         if self._pending:
             self._work.set()  # left over from before a `close`: these come first
         task = asyncio.current_task()
@@ -216,10 +226,13 @@ class Settler:
                 round_items += len(batch)
                 if self._on_applied is not None:
                     self._on_applied(batch, time.perf_counter() - started)
-            if 0 < round_items < GATHER_ITEMS:
+            if 0 < round_items < GATHER_ITEMS and not self._hurry.is_set():
                 # a batch costs about a dozen statements whatever its size: at a moderate rate,
-                # let the next gather a while rather than settle each few items on their own
-                await asyncio.sleep(GATHER_S)
+                # let the next gather a while rather than settle each few items on their own,
+                # unless someone waits for the ledger (`reach`, `drain`)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), GATHER_S)
+            self._hurry.clear()
             loop = self._loop
             if loop is not None:
                 with contextlib.suppress(RuntimeError):  # the exchange's loop has ended
