@@ -11,10 +11,15 @@ Run as `python -m bench.exchange [--database-url URL] [--seconds 10] [--connecti
    client order id, over and over. Every reply is an acknowledgement of a journaled (durable) input.
    An account's execution reports go to all its sessions, so each session also reads the reports of
    the others' orders (8 sessions: 9 messages per request); with `--own-accounts` each session
-   logs in as a trader of its own, made for the run (2 messages per request).
-3. Fixed rate: the same sessions send `--rate` requests a second in all, at even intervals, without
+   logs in as a trader of its own, made for the run (2 messages per request). The sessions are
+   `bench.frames` links, a bare WebSocket client whose cost per request stays small beside the
+   server's (the CPU line after each phase says how small): it writes what a loop iteration
+   sends at once, reads a reply's id and outcome from its first bytes, and only counts pushes.
+3. Wait for settlement to catch up with the sustained phase (its lag, from `/metrics`, at 0), so
+   that the next phase measures a server in its steady state at that rate.
+4. Fixed rate: the same sessions send `--rate` requests a second in all, at even intervals, without
    waiting, for `--seconds`; each reply's latency is measured from its send.
-4. Stop the server with SIGTERM (it drains settlement), check its exit, audit the ledger, drop
+5. Stop the server with SIGTERM (it drains settlement), check its exit, audit the ledger, drop
    the database. Exits 1 if anything failed.
 """
 
@@ -22,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import os
 import random
@@ -31,13 +35,15 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import asyncpg
 import msgspec
 
+from bench import frames
 from bench.matching import say
 from bench.settlement import LOCAL_SERVER_URL, scratch_database
 from exchange import demo, keys
@@ -60,106 +66,120 @@ class Tally:
 
 
 class Session:
-    """One logged-in WebSocket session alternating new orders and their cancels."""
+    """One logged-in WebSocket session alternating new orders and their cancels. Replies are
+    read as they arrive (by `on_message`); pushed messages (execution reports, balances) are
+    only counted."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, name: str) -> None:
-        self.ws = ws
+    def __init__(self, name: str) -> None:
         self.name = name
+        self.link: frames.Link | None = None
         self.ids = itertools.count(1)
         self.sent: dict[int, int] = {}  # req_id -> perf_counter_ns at send
-        self.waiting: asyncio.Queue[None] = asyncio.Queue()
-        self.placed: list[str] = []
+        self.placed: list[bytes] = []
         self.rng = random.Random(name)
-        self.finished = False  # no more sends in this phase
+        self.pushed = 0
         self.closed: str | None = None  # why the server closed the session, once it has
+        self.tally = Tally()
+        self.refill_until = 0  # sustained: each reply sends the next request until then
+        self.sending = False  # more requests may follow in this phase
+        self._quiet: asyncio.Future[None] | None = None  # every reply of the phase is in
+        self._login: asyncio.Future[dict[str, Any]] | None = None
 
-    async def send_next(self) -> None:
-        if self.closed is not None:
+    def send_next(self) -> None:
+        link = self.link
+        if self.closed is not None or link is None:
             return
         req_id = next(self.ids)
         if self.placed and req_id % 2 == 0:
-            frame = {
-                "op": "cancel",
-                "req_id": req_id,
-                "args": {"symbol": SYMBOL, "cl_ord_id": self.placed.pop()},
-            }
+            frame = CANCEL % (req_id, self.placed.pop())
         else:
-            cl_ord_id = f"{self.name}-{req_id}"
+            cl_ord_id = b"%s-%d" % (self.name.encode(), req_id)
             self.placed.append(cl_ord_id)
-            frame = {
-                "op": "new_order",
-                "req_id": req_id,
-                "args": {
-                    "symbol": SYMBOL,
-                    "cl_ord_id": cl_ord_id,
-                    "side": "buy",
-                    "quantity": 1,
-                    "price": self.rng.randint(4_600, 4_900),
-                },
-            }
+            frame = NEW_ORDER % (req_id, cl_ord_id, self.rng.randrange(4_600, 4_901))
         self.sent[req_id] = time.perf_counter_ns()
-        try:
-            await self.ws.send_bytes(msgspec.json.encode(frame))
-        except aiohttp.ClientConnectionResetError:
-            self.sent.pop(req_id)  # the server closed the session; the receiver says why
+        link.send(frame)
 
-    async def receive(self, tally: Tally) -> None:
-        while not (self.finished and not self.sent):
-            message = await self.ws.receive(timeout=30)
-            if message.type is not aiohttp.WSMsgType.BINARY:
-                # closed by the server (1013: it read too slowly to keep up): nothing more comes
-                self.closed = (
-                    f"session {self.name}: {message.type.name} {message.data} {message.extra}"
-                )
-                tally.closed.append(self.closed)
-                self.sent.clear()
-                self.waiting.put_nowait(None)
-                return
-            body = msgspec.json.decode(message.data)
-            req_id = body.get("req_id")
-            if req_id is None or req_id not in self.sent:
-                continue  # an execution report
-            tally.latencies_ns.append(time.perf_counter_ns() - self.sent.pop(req_id))
-            if body["ok"]:
-                tally.acks += 1
-            else:
-                code = body["error"]["code"]
-                tally.refused[code] = tally.refused.get(code, 0) + 1
-            self.waiting.put_nowait(None)
+    def on_message(self, payload: bytes) -> None:
+        if not payload.startswith(REPLY):
+            self.pushed += 1  # an execution report or a balance, pushed
+            return
+        comma = payload.find(b",", len(REPLY))
+        req_id = int(payload[len(REPLY) : comma])
+        sent = self.sent.pop(req_id, None)
+        if sent is None:
+            if self._login is not None and not self._login.done():
+                self._login.set_result(msgspec.json.decode(payload))
+            return
+        tally = self.tally
+        tally.latencies_ns.append(time.perf_counter_ns() - sent)
+        if payload.startswith(b'"ok":true', comma + 1):
+            tally.acks += 1
+        else:
+            code = msgspec.json.decode(payload)["error"]["code"]
+            tally.refused[code] = tally.refused.get(code, 0) + 1
+        if self.refill_until and time.perf_counter_ns() < self.refill_until:
+            self.send_next()
+        elif not self.sent:
+            self._settle()
 
-    async def phase(self, sending: Coroutine[Any, Any, None], tally: Tally) -> None:
-        """Run `sending` with a receiver beside it; return when every reply is in."""
-        self.finished = False
-        receiver = asyncio.create_task(self.receive(tally))
-        await sending
-        self.finished = True
-        if not self.sent:
-            receiver.cancel()  # it may be waiting for a message that will not come
-        with contextlib.suppress(asyncio.CancelledError):
-            await receiver
+    def on_close(self, code: int | None) -> None:
+        # closed by the server (1013: it read too slowly to keep up): nothing more comes
+        self.closed = f"session {self.name}: closed, code {code}"
+        if self.sending or self.sent:
+            self.tally.closed.append(self.closed)
+        self.sent.clear()
+        if self._login is not None and not self._login.done():
+            self._login.set_exception(ConnectionError(self.closed))
+        self._settle()
 
+    def _settle(self) -> None:
+        if not self.sending and self._quiet is not None and not self._quiet.done():
+            self._quiet.set_result(None)
 
-async def login(http: aiohttp.ClientSession, url: str, key: str, secret: bytes, n: int) -> Session:
-    ws = await http.ws_connect(url, max_msg_size=0)
-    ts, nonce = time.time_ns() // 1_000_000, f"bench-{os.getpid()}-{n}"
-    await ws.send_bytes(
-        msgspec.json.encode(
-            {
-                "op": "login",
-                "req_id": 0,
-                "args": {
-                    "api_key": key,
-                    "timestamp_ms": ts,
-                    "nonce": nonce,
-                    "signature": sign(secret, ts, nonce, key),
-                },
-            }
+    def begin(self, tally: Tally, refill_until: int = 0) -> None:
+        self.tally, self.refill_until, self.sending = tally, refill_until, True
+        self._quiet = asyncio.get_running_loop().create_future()
+
+    async def end(self) -> None:
+        """Send no more in this phase; return once every reply is in."""
+        self.sending, self.refill_until = False, 0
+        if not self.sent or self.closed is not None:
+            self._settle()
+        assert self._quiet is not None
+        await asyncio.wait_for(self._quiet, REPLY_S)
+
+    async def login(self, port: int, key: str, secret: bytes, n: int) -> None:
+        self.link = await frames.connect("127.0.0.1", port, "/ws", self.on_message, self.on_close)
+        ts, nonce = time.time_ns() // 1_000_000, f"bench-{os.getpid()}-{n}"
+        self._login = asyncio.get_running_loop().create_future()
+        self.link.send(
+            msgspec.json.encode(
+                {
+                    "op": "login",
+                    "req_id": 0,
+                    "args": {
+                        "api_key": key,
+                        "timestamp_ms": ts,
+                        "nonce": nonce,
+                        "signature": sign(secret, ts, nonce, key),
+                    },
+                }
+            )
         )
-    )
-    reply = msgspec.json.decode((await ws.receive(timeout=30)).data)
-    if not reply.get("ok"):
-        raise RuntimeError(f"login refused: {reply}")
-    return Session(ws, f"s{n}")
+        reply = await asyncio.wait_for(self._login, REPLY_S)
+        if not reply.get("ok"):
+            raise RuntimeError(f"login refused: {reply}")
+
+
+REPLY = b'{"req_id":'
+NEW_ORDER = (
+    b'{"op":"new_order","req_id":%d,"args":{"symbol":"' + SYMBOL.encode() + b'",'
+    b'"cl_ord_id":"%s","side":"buy","quantity":1,"price":%d}}'
+)
+CANCEL = (
+    b'{"op":"cancel","req_id":%d,"args":{"symbol":"' + SYMBOL.encode() + b'","cl_ord_id":"%s"}}'
+)
+REPLY_S = 60.0  # how long the end of a phase waits for the replies still outstanding
 
 
 async def own_traders(url: str, count: int) -> list[tuple[str, bytes]]:
@@ -182,39 +202,85 @@ async def own_traders(url: str, count: int) -> list[tuple[str, bytes]]:
 
 
 async def sustained(sessions: list[Session], window: int, seconds: float) -> Tally:
+    """Each session keeps `window` requests outstanding for `seconds`: a reply sends the next."""
     tally = Tally()
     until = time.perf_counter_ns() + int(seconds * 1e9)
-
-    async def pump(session: Session) -> None:
+    for session in sessions:
+        session.begin(tally, until)
         for _ in range(window):
-            await session.send_next()
-        while time.perf_counter_ns() < until and session.closed is None:
-            await session.waiting.get()
-            await session.send_next()
-
-    await asyncio.gather(*(s.phase(pump(s), tally) for s in sessions))
+            session.send_next()
+    await asyncio.sleep(seconds)
+    for session in sessions:
+        await session.end()
     return tally
 
 
 async def fixed_rate(sessions: list[Session], rate: int, seconds: float) -> Tally:
+    """`rate` requests a second in all, the sessions in turn, without waiting for replies. The
+    loop wakes about once a millisecond and sends what has come due since."""
     tally = Tally()
+    for session in sessions:
+        session.begin(tally)
     start = time.perf_counter_ns()
     until = start + int(seconds * 1e9)
-    interval_ns = len(sessions) * 1_000_000_000 // rate
-
-    async def pace(session: Session, offset_ns: int) -> None:
-        due = start + offset_ns
-        while due < until and session.closed is None:
-            delay = (due - time.perf_counter_ns()) / 1e9
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await session.send_next()
+    interval_ns, due, turn = 1_000_000_000 // rate, start, 0
+    while due < until:
+        now = time.perf_counter_ns()
+        while due <= now and due < until:
+            sessions[turn % len(sessions)].send_next()
+            turn += 1
             due += interval_ns
-
-    await asyncio.gather(
-        *(s.phase(pace(s, i * interval_ns // len(sessions)), tally) for i, s in enumerate(sessions))
-    )
+        await asyncio.sleep(max(due - time.perf_counter_ns(), 0) / 1e9)
+    for session in sessions:
+        await session.end()
     return tally
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User and system CPU seconds `pid` has used so far (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+class CpuMeter:
+    """CPU seconds of the server, of this process and of the database's backends for the
+    scratch database (its walwriter and others are shared with whatever else runs there): a
+    steadier measure than a rate on a shared machine."""
+
+    def __init__(self, server_pid: int, database_url: str) -> None:
+        self._server_pid = server_pid
+        self._database_url = database_url
+
+    async def read(self) -> dict[str, float]:
+        conn = await asyncpg.connect(self._database_url)
+        try:
+            pids = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            )
+        finally:
+            await conn.close()
+        return {
+            "server": process_cpu_s(self._server_pid),
+            "bench": time.process_time(),
+            "postgres": sum(process_cpu_s(row[0]) for row in pids),
+        }
+
+
+def cpu_line(before: dict[str, float], after: dict[str, float], requests: int) -> str:
+    """CPU microseconds per acknowledged request, per process, and the load average."""
+    per = {name: 1e6 * (after[name] - before[name]) / max(requests, 1) for name in after}
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (
+        f"  cpu      per request: server {per['server']:.0f} us, load generator"
+        f" {per['bench']:.0f} us, postgres backends {per['postgres']:.0f} us; load average {load}"
+    )
 
 
 SERVER_METRICS = (
@@ -239,6 +305,18 @@ async def server_metrics(http: aiohttp.ClientSession, port: int) -> dict[str, fl
     return values
 
 
+async def settled(http: aiohttp.ClientSession, port: int, timeout_s: float = 300) -> float:
+    """Wait until the server's settlement has caught up (lag 0); the seconds it took. The fixed
+    rate is measured from there, on its own, not while the ledger catches up with the sustained
+    phase."""
+    started = time.perf_counter()
+    while (await server_metrics(http, port)).get(SERVER_METRICS[5], 0.0) > 0:
+        if time.perf_counter() - started > timeout_s:
+            raise RuntimeError(f"settlement did not catch up within {timeout_s:g} s")
+        await asyncio.sleep(0.1)
+    return time.perf_counter() - started
+
+
 def server_line(before: dict[str, float], after: dict[str, float]) -> str:
     """What the journal and settlement did between two scrapes."""
 
@@ -257,6 +335,8 @@ def server_line(before: dict[str, float], after: dict[str, float]) -> str:
 
 
 def percentile_ms(values: Sequence[int], q: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
 
@@ -302,25 +382,32 @@ async def run(args: argparse.Namespace) -> int:
             key, secret = match[2], bytes.fromhex(match[3])
             say(f"server     pid {server.pid}, ws://127.0.0.1:{port}/ws")
             async with aiohttp.ClientSession() as http:
-                url_ws = f"http://127.0.0.1:{port}/ws"
-                sessions = [
-                    await login(http, url_ws, *(traders[n] if traders else (key, secret)), n)
-                    for n in range(args.connections)
-                ]
+                sessions = [Session(f"s{n}") for n in range(args.connections)]
+                for n, session in enumerate(sessions):
+                    await session.login(port, *(traders[n] if traders else (key, secret)), n)
                 say(
                     f"sustained  {args.connections} sessions x {args.window} outstanding, "
                     f"{args.seconds:g} s, "
                     + ("each its own trader" if traders else "all of trader carol")
                 )
-                before = await server_metrics(http, port)
+                meter = CpuMeter(server.pid, url)
+                before, cpu_before = await server_metrics(http, port), await meter.read()
                 high = await sustained(sessions, args.window, args.seconds)
-                after = await server_metrics(http, port)
+                after, cpu_after = await server_metrics(http, port), await meter.read()
                 say(server_line(before, after))
+                say(cpu_line(cpu_before, cpu_after, len(high.latencies_ns)))
+                pushed = sum(s.pushed for s in sessions)
+                say(f"  pushed   {pushed / max(len(high.latencies_ns), 1):.1f} messages a request")
+                waited = await settled(http, port)
+                say(f"settled    the settlement lag reached 0 in {waited:.1f} s")
+                before, cpu_before = await server_metrics(http, port), await meter.read()
                 say(f"fixed rate {args.rate:,}/s for {args.seconds:g} s")
                 paced = await fixed_rate(sessions, args.rate, args.seconds)
-                say(server_line(after, await server_metrics(http, port)))
+                say(server_line(before, await server_metrics(http, port)))
+                say(cpu_line(cpu_before, await meter.read(), len(paced.latencies_ns)))
                 for session in sessions:
-                    await session.ws.close()
+                    if session.link is not None:
+                        session.link.close()
         except BaseException:
             if server.returncode is None:
                 server.kill()
@@ -346,8 +433,9 @@ async def run(args: argparse.Namespace) -> int:
     p99 = percentile_ms(paced.latencies_ns, 0.99)
     say(
         f"  at {args.rate:,}/s  {paced.acks / args.seconds:,.0f} acks/s; latency p50"
-        f" {percentile_ms(paced.latencies_ns, 0.5):.2f} ms, p99 {p99:.2f} ms;"
-        f" refused {paced.refused or 0}"
+        f" {percentile_ms(paced.latencies_ns, 0.5):.2f} ms, p99 {p99:.2f} ms,"
+        f" p99.9 {percentile_ms(paced.latencies_ns, 0.999):.2f} ms,"
+        f" max {percentile_ms(paced.latencies_ns, 1.0):.2f} ms; refused {paced.refused or 0}"
     )
     say(
         f"goal       {GOAL_RATE:,} acks/s sustained: {'met' if rate >= GOAL_RATE else 'NOT met'};"

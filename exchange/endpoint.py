@@ -256,7 +256,7 @@ def serve(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
             log.exception("%s failed", route.name)
             reply = _refused(ErrorCode.INTERNAL_ERROR, "the exchange could not serve this")
         outcome = "ok" if isinstance(reply, Ok) else reply.error.code
-        exchange.metrics.requests.labels(route.name, outcome).inc()
+        exchange.metrics.count_request(route.name, outcome)
         status = 200 if isinstance(reply, Ok) else status_of(reply.error.code)
         return web.Response(body=_encode(reply), status=status, content_type="application/json")
 

@@ -4,16 +4,19 @@
             → book.submit → risk and ledger feed follow the events → the caller gets the events
 
 Entries are applied strictly in journal order by one task, and only once durable, so nothing an
-input causes can leave the process before the input could be replayed. A journal write that
-fails is never applied: its reservation is returned and its caller told; the journal and the
-books stay consistent (the entry is in neither). Recovery replays the journal through `replay`,
-which drives the books and the ledger feed exactly as the live path did, without the risk view
-(rebuilt from the ledger once it has caught up).
+input causes can leave the process before the input could be replayed. The task waits once per
+journal group and applies the group's entries in one go, each caller told through the `Done`
+callback it gave (the `submit_*` methods, for the WebSocket sessions) or through a future (the
+`async` methods). A journal write that fails is never applied: its reservation is returned and
+its caller told; the journal and the books stay consistent (the entry is in neither). Recovery
+replays the journal through `replay`, which drives the books and the ledger feed exactly as the
+live path did, without the risk view (rebuilt from the ledger once it has caught up).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -49,6 +52,8 @@ from settlement.batches import OrderLock
 from settlement.dvp import BASIS_POINTS, fees
 from settlement.errors import LedgerError
 from settlement.values import TradeToSettle
+
+log = logging.getLogger(__name__)
 
 
 class OrderRequest(msgspec.Struct, frozen=True):
@@ -91,6 +96,8 @@ class _Order:
 
 
 Listener = Callable[[Entry, list[Event]], None]
+Done = Callable[[list[Event], Exception | None], None]
+"""Told the events an entry caused once it is applied, or why it never will be."""
 
 
 class Engine:
@@ -109,6 +116,8 @@ class Engine:
         self.books = {i.symbol: OrderBook(i.rules, i.reference_price_fen) for i in instruments}
         self.risk: RiskView | None = None  # set once the ledger has caught up (see `go_live`)
         self.listeners: list[Listener] = []
+        # told after each journal group is applied, its callers answered (not during a replay)
+        self.group_listeners: list[Callable[[], None]] = []
         self._journal = journal
         self._feed = feed
         self._seq = last_seq
@@ -118,8 +127,8 @@ class Engine:
         self._last_ts = 0
         self._orders: dict[int, _Order] = {}
         self._by_cl_ord: dict[tuple[int, str], tuple[NewOrder, str, int]] = {}
-        self._inflight: deque[tuple[Entry, asyncio.Future[None], asyncio.Future[list[Event]]]]
-        self._inflight = deque()
+        # entries waiting for the journal, in runs that share a journal group's future
+        self._groups: deque[tuple[asyncio.Future[None], list[tuple[Entry, Done]]]] = deque()
         self._applier: asyncio.Task[None] | None = None
         self._broken: Exception | None = None
         self.applied_seq = last_seq  # the last entry applied to its book
@@ -127,9 +136,10 @@ class Engine:
 
     # -- requests ------------------------------------------------------------------------------
 
-    async def new_order(self, account_id: int, request: OrderRequest) -> tuple[int, list[Event]]:
-        """Enter an order; its id and the events it caused. A repeated client order id with the
-        same request returns the first order's id and no new events."""
+    def submit_order(self, account_id: int, request: OrderRequest, done: Done) -> int:
+        """Enter an order; its id. `done` is told the events it caused once applied; a repeated
+        client order id with the same request is told no events (on the next loop iteration),
+        with another request refused at once (`DUPLICATE_CL_ORD_ID`, raised)."""
         instrument = self._instrument(request.symbol)
         known = self._by_cl_ord.get((account_id, request.cl_ord_id))
         if known is not None:
@@ -139,7 +149,8 @@ class Engine:
                     ErrorCode.DUPLICATE_CL_ORD_ID,
                     f"client order id {request.cl_ord_id!r} names another order",
                 )
-            return order_id, []
+            asyncio.get_running_loop().call_soon(done, [], None)
+            return order_id
         self._order_ids += 1
         order_id = self._order_ids
         command = NewOrder(
@@ -159,25 +170,23 @@ class Engine:
         entry = Entry(
             self._next_seq(), request.symbol, command, request.cl_ord_id, reserved_t, reserved_fen
         )
-        try:
-            return order_id, await self._sequence(entry)
-        except JournalError:
-            del self._by_cl_ord[account_id, request.cl_ord_id]
-            raise
+        self._sequence(entry, done)
+        return order_id
 
-    async def cancel(self, account_id: int, symbol: str, order_id: int) -> list[Event]:
+    def submit_cancel(self, account_id: int, symbol: str, order_id: int, done: Done) -> None:
         self._instrument(symbol)
         command = Cancel(self._now(), order_id, account_id)
-        return await self._sequence(Entry(self._next_seq(), symbol, command))
+        self._sequence(Entry(self._next_seq(), symbol, command), done)
 
-    async def amend(
+    def submit_amend(
         self,
         account_id: int,
         symbol: str,
         order_id: int,
         quantity_t: int,
-        price_fen: int | None = None,
-    ) -> list[Event]:
+        price_fen: int | None,
+        done: Done,
+    ) -> None:
         """Change a resting order's total quantity and, optionally, its price. What the new
         terms need beyond the order's reservation is held first (refused if the account lacks
         it); what they no longer need comes back once the book has amended the order."""
@@ -187,17 +196,47 @@ class Engine:
         # that a refused amend leaves no gap in the journal
         grow_t, grow_fen = self._hold(instrument, self._seq + 1, command)
         entry = Entry(self._next_seq(), symbol, command, None, grow_t, grow_fen)
-        return await self._sequence(entry)
+        self._sequence(entry, done)
+
+    def submit(self, symbol: str, command: Command, done: Done) -> None:
+        """Any command for one book: an operator's (halt, resume, auction, end of day) or a
+        cancel-all."""
+        self._instrument(symbol)
+        self._sequence(Entry(self._next_seq(), symbol, command), done)
+
+    async def new_order(self, account_id: int, request: OrderRequest) -> tuple[int, list[Event]]:
+        """Enter an order; its id and the events it caused. A repeated client order id with the
+        same request returns the first order's id and no new events."""
+        waiter = _Waiter()
+        order_id = self.submit_order(account_id, request, waiter)
+        return order_id, await waiter.future
+
+    async def cancel(self, account_id: int, symbol: str, order_id: int) -> list[Event]:
+        waiter = _Waiter()
+        self.submit_cancel(account_id, symbol, order_id, waiter)
+        return await waiter.future
+
+    async def amend(
+        self,
+        account_id: int,
+        symbol: str,
+        order_id: int,
+        quantity_t: int,
+        price_fen: int | None = None,
+    ) -> list[Event]:
+        """`submit_amend`, waited for."""
+        waiter = _Waiter()
+        self.submit_amend(account_id, symbol, order_id, quantity_t, price_fen, waiter)
+        return await waiter.future
 
     async def cancel_all(self, account_id: int, symbol: str) -> list[Event]:
-        self._instrument(symbol)
-        command = CancelAll(self._now(), account_id)
-        return await self._sequence(Entry(self._next_seq(), symbol, command))
+        return await self.operate(symbol, CancelAll(self._now(), account_id))
 
     async def operate(self, symbol: str, command: Command) -> list[Event]:
         """An operator's command (halt, resume, auction, end of day) for one book."""
-        self._instrument(symbol)
-        return await self._sequence(Entry(self._next_seq(), symbol, command))
+        waiter = _Waiter()
+        self.submit(symbol, command, waiter)
+        return await waiter.future
 
     async def drain(self) -> None:
         """Return once every entry sequenced so far has been applied (or has failed)."""
@@ -365,40 +404,51 @@ class Engine:
         except LedgerError as error:
             raise ExchangeError(str(error.code), error.message) from None
 
-    async def _sequence(self, entry: Entry) -> list[Event]:
+    def _sequence(self, entry: Entry, done: Done) -> None:
         if self._broken is not None:
+            self._unjournaled(entry)
             raise ExchangeError(
                 ErrorCode.EXCHANGE_HALTED, f"stopped after an internal error: {self._broken!r}"
             )
-        loop = asyncio.get_running_loop()
-        result: asyncio.Future[list[Event]] = loop.create_future()
-        self._inflight.append((entry, self._journal.append(entry), result))
+        durable = self._journal.append(entry)
+        groups = self._groups
+        if groups and groups[-1][0] is durable:
+            groups[-1][1].append((entry, done))
+        else:
+            groups.append((durable, [(entry, done)]))
         if self._applier is None or self._applier.done():
             self._applier = asyncio.create_task(self._apply_in_order(), name="engine-applier")
-        # a caller that gives up (a closed session) cancels only its wait: the entry is
-        # journaled and is applied all the same (see `_settle`)
-        return await result
 
     async def _apply_in_order(self) -> None:
-        while self._inflight:
-            entry, durable, result = self._inflight[0]
+        groups = self._groups
+        while groups:
+            durable, entries = groups[0]
             try:
                 await durable
             except JournalError as error:
-                self._inflight.popleft()
-                self._refused(entry)
-                _settle(result, error=error)
+                groups.popleft()
+                for entry, done in entries:
+                    self._unjournaled(entry)
+                    _tell(done, [], error)
                 continue
-            self._inflight.popleft()
-            try:
-                _settle(result, self._apply(entry))
-            except Exception as error:
-                # A durable entry the exchange could not follow: a bug. Stop taking input rather
-                # than carry on from a state the journal does not describe; a restart replays.
-                self._broken = error
-                _settle(result, error=error)
-                while self._inflight:
-                    _settle(self._inflight.popleft()[2], error=error)
+            groups.popleft()
+            for at, (entry, done) in enumerate(entries):
+                try:
+                    events = self._apply(entry)
+                except Exception as error:
+                    # A durable entry the exchange could not follow: a bug. Stop taking input
+                    # rather than carry on from a state the journal does not describe; a
+                    # restart replays.
+                    self._broken = error
+                    for _, waiting in entries[at:]:
+                        _tell(waiting, [], error)
+                    while groups:
+                        for _, waiting in groups.popleft()[1]:
+                            _tell(waiting, [], error)
+                    return
+                _tell(done, events, None)
+            for listener in self.group_listeners:
+                listener()
 
     def _apply(self, entry: Entry) -> list[Event]:
         self.applied_seq = entry.seq
@@ -435,6 +485,17 @@ class Engine:
                 if self.risk is not None:
                     self.risk.release(order_id)
                 self._feed.release(order_id, order.account_id, tonnes=order.side is Side.SELL)
+
+    def _unjournaled(self, entry: Entry) -> None:
+        """Forget an input that never reached the journal: what it reserved, and its client
+        order id (a new order sent again with it is a new order)."""
+        self._refused(entry)
+        command = entry.command
+        if isinstance(command, NewOrder) and entry.cl_ord_id is not None:
+            key = (command.account_id, entry.cl_ord_id)
+            known = self._by_cl_ord.get(key)
+            if known is not None and known[2] == command.order_id:
+                del self._by_cl_ord[key]
 
     def _refused(self, entry: Entry) -> None:
         """Give back what the refused input reserved or held (nothing reached the ledger)."""
@@ -552,18 +613,29 @@ def _need(instrument: Instrument, side: Side, price_fen: int, leaves_t: int) -> 
     return leaves_t if side is Side.SELL else _buy_reserve(instrument, price_fen, leaves_t)
 
 
-def _settle(
-    result: asyncio.Future[list[Event]],
-    events: list[Event] | None = None,
-    error: Exception | None = None,
-) -> None:
-    """Tell the caller, unless it stopped waiting (its wait was cancelled)."""
-    if result.done():
-        return
-    if error is not None:
-        result.set_exception(error)
-    else:
-        result.set_result(events or [])
+class _Waiter:
+    """A `Done` that resolves a future, for the callers that await."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+
+    def __call__(self, events: list[Event], error: Exception | None) -> None:
+        if self.future.done():
+            return  # the caller stopped waiting (its wait was cancelled)
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(events)
+
+
+def _tell(done: Done, events: list[Event], error: Exception | None) -> None:
+    """Tell a caller; one that fails must not stop the entries after its own."""
+    try:
+        done(events, error)
+    except Exception:
+        log.exception("a caller failed on being told of its entry")
 
 
 def _request_of(command: NewOrder, request: OrderRequest) -> OrderRequest:

@@ -193,19 +193,19 @@ class MarketData:
 
     def publish(self, entry: Entry, events: list[Event]) -> None:
         symbol = entry.symbol
-        for event in events:
-            if isinstance(event, Trade):
+        changes: list[tuple[Side, int, int, int]] = []
+        trades: list[Trade] = []
+        for event in events:  # one pass: every input's events come through here
+            if isinstance(event, LevelChanged):
+                changes.append((event.side, event.price_fen, event.quantity_t, event.order_count))
+            elif isinstance(event, Trade):
                 self._bar(symbol, event)
                 self._days.setdefault(symbol, Day()).add(event.price_fen, event.quantity_t)
+                trades.append(event)
             elif isinstance(event, SessionClosed):
                 self._days.pop(symbol, None)
-        book_channel, trades_channel = f"book:{symbol}", f"trades:{symbol}"
-        changes = [
-            (e.side, e.price_fen, e.quantity_t, e.order_count)
-            for e in events
-            if isinstance(e, LevelChanged)
-        ]
         if changes:
+            book_channel = f"book:{symbol}"
             seq = self._seq[book_channel] = self._seq[book_channel] + 1
             listeners = self._subscribers.get(book_channel)
             if listeners:
@@ -214,24 +214,26 @@ class MarketData:
                 )
                 for push in list(listeners.values()):
                     push(data)
-        for event in events:
-            if isinstance(event, Trade):
-                seq = self._seq[trades_channel] = self._seq[trades_channel] + 1
-                listeners = self._subscribers.get(trades_channel)
-                if listeners:
-                    data = self._encode(
-                        TradePrint(
-                            trades_channel,
-                            seq,
-                            self._instruments[symbol].trade_id(event.trade_id),
-                            event.price_fen,
-                            event.quantity_t,
-                            event.aggressor,
-                            event.ts_ns,
-                        )
+        if not trades:
+            return
+        trades_channel = f"trades:{symbol}"
+        for trade in trades:
+            seq = self._seq[trades_channel] = self._seq[trades_channel] + 1
+            listeners = self._subscribers.get(trades_channel)
+            if listeners:
+                data = self._encode(
+                    TradePrint(
+                        trades_channel,
+                        seq,
+                        self._instruments[symbol].trade_id(trade.trade_id),
+                        trade.price_fen,
+                        trade.quantity_t,
+                        trade.aggressor,
+                        trade.ts_ns,
                     )
-                    for push in list(listeners.values()):
-                        push(data)
+                )
+                for push in list(listeners.values()):
+                    push(data)
 
     def _bar(self, symbol: str, trade: Trade) -> None:
         channel = f"bars:{symbol}"

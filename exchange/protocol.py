@@ -132,12 +132,39 @@ class Reply(msgspec.Struct, frozen=True, omit_defaults=True):
     error: ErrorBody | None = None
 
 
+class _NewOrderRequest(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="op", tag="new_order"
+):
+    args: NewOrder
+    req_id: RequestId | None = None
+
+
+class _CancelRequest(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="op", tag="cancel"
+):
+    args: Cancel
+    req_id: RequestId | None = None
+
+
 _envelope = msgspec.json.Decoder(_Envelope)
 _args = {op: msgspec.json.Decoder(kind) for op, kind in OPS.items()}
+# the most frequent requests in one pass, op, req_id and args together; anything it does not
+# take goes the general way below, which says what is wrong
+_frequent = msgspec.json.Decoder(_NewOrderRequest | _CancelRequest)
 _encoder = msgspec.json.Encoder()
 
 
 def decode(frame: bytes | str) -> Request | ProtocolError:
+    try:
+        frequent = _frequent.decode(frame)
+    except (msgspec.DecodeError, RecursionError):
+        pass
+    else:
+        if isinstance(frequent, _NewOrderRequest):
+            return Request("new_order", frequent.req_id, frequent.args)
+        args = frequent.args
+        if (args.order_id is None) != (args.cl_ord_id is None):
+            return Request("cancel", frequent.req_id, args)
     try:
         envelope = _envelope.decode(frame)
     except msgspec.ValidationError as error:

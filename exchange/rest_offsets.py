@@ -64,6 +64,13 @@ class Tonnage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         assert self.ranges is not None
         if not self.ranges:
             raise ExchangeError(ErrorCode.INVALID_ARGS, "name at least one serial range")
+        backwards = next((r for r in self.ranges if r.last < r.first), None)
+        if backwards is not None:  # it would count as fewer than no tonnes
+            raise ExchangeError(
+                ErrorCode.INVALID_ARGS,
+                f"range {backwards.block_id}:{backwards.first}-{backwards.last} ends before it"
+                " starts",
+            )
         return ByRanges(tuple(SerialRange(r.block_id, r.first, r.last) for r in self.ranges))
 
 

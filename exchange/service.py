@@ -101,7 +101,7 @@ class Exchange:
             self.engine.now_ns,
         )
         self.reports = Reports(self.engine.instruments)
-        self.queues: set[asyncio.Queue[bytes]] = set()  # every session's send queue
+        self.queues: dict[int, list[bytes]] = {}  # every session's send queue, by session
         self.snapshots = Snapshots(
             database.pool,
             self._capture,
@@ -109,12 +109,13 @@ class Exchange:
             lambda: self.settler.applied_items,
             snapshot_every,
         )
-        metrics.track(lambda: self.settler.lag, lambda: sum(q.qsize() for q in self.queues))
+        metrics.track(lambda: self.settler.lag, lambda: sum(map(len, self.queues.values())))
         self.nonces = NonceGuard()
         self.replayed = 0  # journal entries the last start replayed (after its snapshot)
         self._subscribers: defaultdict[int, set[Push]] = defaultdict(set)
         self._roles: dict[int, frozenset[Role]] = {}
         self._following = asyncio.Lock()
+        self._balances_due: set[int] = set()  # accounts told of reports in the current group
 
     @classmethod
     async def open(
@@ -128,6 +129,7 @@ class Exchange:
         # listening from the first replayed entry: the reports' memory of orders is rebuilt too
         exchange.engine.listeners.append(exchange._on_events)
         exchange.engine.listeners.append(exchange.sessions.observe)
+        exchange.engine.group_listeners.append(exchange._on_group)
         exchange.replayed = await recover(
             exchange.engine,
             database.pool,
@@ -305,20 +307,24 @@ class Exchange:
         return lambda: self._subscribers[account_id].discard(push)
 
     def _on_events(self, entry: Entry, events: list[Event]) -> None:
-        self.settler.wake()
         self.market_data.publish(entry, events)
         count = self.metrics.count_book_event
         for event in events:
             count(event.code.value if isinstance(event, Rejected) else _KINDS[type(event)])
-        told: set[int] = set()
         for account_id, report in self.reports.of(entry, events):
             pushes = self._subscribers.get(account_id)
             if pushes:
-                told.add(account_id)
+                self._balances_due.add(account_id)
                 data = _encode(report)  # once, however many sessions the account has
                 for push in list(pushes):
                     push(data)
-        for account_id in told:
+
+    def _on_group(self) -> None:
+        """After a journal group: settlement has work, and each account told of a report in
+        it is told its balance once, as the group left it."""
+        self.settler.wake()
+        due, self._balances_due = self._balances_due, set()
+        for account_id in due:
             self.tell_balance(account_id)
 
     def tell_balance(self, account_id: int) -> None:

@@ -47,6 +47,7 @@ from matching import (
 log = logging.getLogger(__name__)
 
 TIMEZONE = ZoneInfo("Asia/Shanghai")
+_SCHEDULED = (EndOfDay, StartAuction, Uncross, Resume, Halt)  # a tuple: a union is built per use
 _MAX_STEPS = 8  # more than a catch-up needs: Uncross, EndOfDay, Resume, StartAuction, …
 
 
@@ -102,7 +103,7 @@ class Sessions:
     def observe(self, entry: Entry, events: list[Event]) -> None:
         """An engine listener: remember when each session command last applied to each book."""
         command = entry.command
-        if isinstance(command, EndOfDay | StartAuction | Uncross | Resume | Halt) and not any(
+        if isinstance(command, _SCHEDULED) and not any(
             isinstance(event, Rejected) for event in events
         ):
             self._done[entry.symbol][type(command)] = command.ts_ns

@@ -60,15 +60,56 @@ class ExchangeSnapshot(msgspec.Struct, frozen=True):
     market: MarketState | None = None
 
 
+class _Encoded(msgspec.Struct, frozen=True):
+    """`ExchangeSnapshot` with its client orders already encoded: the same fields in the same
+    order, so the same bytes."""
+
+    seq: int
+    last_order_id: int
+    books: dict[str, BookSnapshot]
+    orders: list[LiveOrder]
+    client_orders: msgspec.Raw
+    sessions: dict[str, dict[str, int]]
+    market: MarketState | None = None
+
+
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(ExchangeSnapshot).decode
+CHUNK = 5_000  # client orders encoded at a time (about 3 ms), the loop serving between chunks
+
+
+async def encode(snapshot: ExchangeSnapshot) -> bytes:
+    """`snapshot` in msgpack, its client orders (every order's id for good, so most of the body)
+    encoded a chunk at a time: at once they held the loop for 85 ms at 150,000 orders."""
+    clients = snapshot.client_orders
+    items = []
+    for start in range(0, len(clients), CHUNK):
+        items.append(_array_items(_encode(clients[start : start + CHUNK])))
+        await asyncio.sleep(0)
+    raw = msgspec.Raw(_array_header(len(clients)) + b"".join(items))
+    fields = msgspec.structs.asdict(snapshot) | {"client_orders": raw}
+    return _encode(_Encoded(**fields))
+
+
+def _array_header(size: int) -> bytes:
+    if size < 16:
+        return bytes((0x90 | size,))
+    if size < 65_536:
+        return b"\xdc" + size.to_bytes(2)
+    return b"\xdd" + size.to_bytes(4)
+
+
+def _array_items(encoded: bytes) -> bytes:
+    """A msgpack array's elements, without the array's header."""
+    first = encoded[0]
+    return encoded[1 if first >> 4 == 0x9 else 3 if first == 0xDC else 5 :]
 
 
 async def save(pool: asyncpg.Pool, snapshot: ExchangeSnapshot) -> None:
     await pool.execute(
         "INSERT INTO exchange_snapshots (seq, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         snapshot.seq,
-        _encode(snapshot),
+        await encode(snapshot),
     )
 
 

@@ -191,6 +191,14 @@ async def test_a_holder_retires_and_the_public_sees_it(
     assert risk.free_t(holder_id) == 970  # put back after the ledger refused
     blank = body | {"beneficiary": ""}
     assert refused(await rest.post("/api/v1/retirements", blank, key)) == (400, "INVALID_ARGS")
+    # a range that ends before it starts, of a block held or of none: refused, not failed
+    for block in (f"SZCER-{project}-2025-1", "SZCER-NOWHERE-2025-1"):
+        backwards = named | {"ranges": [{"block_id": block, "first": 9, "last": 3}]}
+        assert refused(await rest.post("/api/v1/retirements", backwards, key)) == (
+            400,
+            "INVALID_ARGS",
+        )
+    assert risk.free_t(holder_id) == 970
 
     public = ok(await rest.get("/api/v1/public/disclosure"))
     flows = {(f["vintage"], f["methodology"]): f for f in public["flows"]}

@@ -5,7 +5,9 @@ of reach; an oversized frame closes the session with 1009."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import socket
 import time
 import zlib
 from typing import Any
@@ -18,12 +20,13 @@ from aiohttp.test_utils import TestServer
 from exchange import keys
 from exchange.auth import sign
 from exchange.limits import Limits
-from exchange.server import MAX_FRAME, build_app
+from exchange.server import MAX_FRAME, SESSIONS_KEY, build_app
 from exchange.service import Exchange
+from matching import Side
 from settlement.batches import OrderLock
 from settlement.database import Database
 from tests.exchange.conftest import Market, make_key
-from tests.exchange.market import INSTRUMENT, SYMBOL
+from tests.exchange.market import INSTRUMENT, SYMBOL, order
 
 _nonces = itertools.count(10_000_000)
 
@@ -373,18 +376,58 @@ async def test_a_flood_is_refused_with_when_to_retry(database: Database, market:
 
 
 async def test_a_session_that_cannot_keep_up_is_closed_with_1013(
-    exchange: Exchange, server: TestServer, monkeypatch: pytest.MonkeyPatch
+    exchange: Exchange, server: TestServer, market: Market, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a send queue of one message: the snapshot and the reply to the subscription overflow it
-    monkeypatch.setattr("exchange.server.SEND_QUEUE", 1)
+    # a subscriber that stops reading; past what the socket buffers on both sides and the
+    # transport's high-water mark hold (all made small here, as on a congested link), eight
+    # messages more close its session
+    monkeypatch.setattr("exchange.server.SEND_QUEUE", 8)
+    _, (buyer, _) = market
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4_096)
+    sock.connect((server.host, server.port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=4_096)
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    (session,) = server.app[SESSIONS_KEY]
+    transport = session.request.transport
+    assert transport is not None
+    transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4_096)
+    transport.set_write_buffer_limits(high=4_096)
+    subscribe = f'{{"op":"subscribe","req_id":1,"args":{{"channels":["book:{SYMBOL}"]}}}}'
+    writer.write(masked_frame(subscribe.encode()))
+    engine = exchange.engine
     async with aiohttp.ClientSession() as http:
-        client = await connect(server, http)
-        await client.ws.send_str(
-            f'{{"op": "subscribe", "req_id": 1, "args": {{"channels": ["book:{SYMBOL}"]}}}}'
-        )
-        while (message := await client.ws.receive(timeout=10)).type is not (
-            aiohttp.WSMsgType.CLOSE
-        ):
-            pass
-        assert message.data == 1013
+        # each order and each cancel changes a level: a delta for the subscriber, who reads none
+        for n in range(0, 10_000, 50):
+            placed = await asyncio.gather(
+                *(
+                    engine.new_order(buyer, order(f"slow-{n + i}", Side.BUY, 1, 4_600 + i))
+                    for i in range(50)
+                )
+            )
+            await asyncio.gather(*(engine.cancel(buyer, SYMBOL, id) for id, _ in placed))
+            if (await scrape(http, server))["cerx_slow_consumer_closes_total"]:
+                break
         assert (await scrape(http, server))["cerx_slow_consumer_closes_total"] == 1
+        assert n < 1_000
+    # what it was sent before the close, then the close frame: 1013, try again later
+    while True:
+        head = await reader.readexactly(2)
+        size = head[1] & 0x7F
+        if size >= 126:
+            size = int.from_bytes(await reader.readexactly(2 if size == 126 else 8))
+        payload = await reader.readexactly(size)
+        if head[0] & 0x0F == 0x8:
+            assert int.from_bytes(payload[:2]) == 1013
+            break
+    writer.close()
+
+
+def masked_frame(payload: bytes) -> bytes:
+    """A client's final text frame, masked with the key 0 (which leaves the payload as it is)."""
+    assert len(payload) < 126
+    return bytes((0x81, 0x80 | len(payload))) + bytes(4) + payload

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 
 from exchange.engine import Engine
@@ -14,8 +15,8 @@ from exchange.errors import ExchangeError
 from exchange.journal import Journal, last_seq, read
 from exchange.ledger_feed import BatchBuilder
 from exchange.service import Exchange
-from exchange.snapshots import latest
-from matching import OrderType, Side, TimeInForce
+from exchange.snapshots import CHUNK, ClientOrder, ExchangeSnapshot, encode, latest
+from matching import NewOrder, OrderType, Side, TimeInForce
 from settlement.database import Database
 from settlement.ledger import Ledger
 from tests.exchange.market import INSTRUMENT, SYMBOL, accounts, order
@@ -157,3 +158,22 @@ async def test_a_snapshot_waits_for_the_ledger(database: Database) -> None:
     after = await latest(database.pool)
     assert after is not None and after.seq == exchange.engine.applied_seq
     await exchange.close()
+
+
+@pytest.mark.parametrize("clients", [0, 1, 15, 16, CHUNK, CHUNK + 1, 65_535, 65_536, 70_001])
+async def test_a_snapshot_encoded_in_chunks_is_the_same_bytes(clients: int) -> None:
+    # every array header size msgpack has: fixed (under 16), 16-bit and 32-bit
+    snapshot = ExchangeSnapshot(
+        7,
+        clients,
+        {},
+        [],
+        [
+            ClientOrder(5, f"c-{n}", SYMBOL, NewOrder(1 + n, n, 5, Side.BUY, 1, 4_700))
+            for n in range(clients)
+        ],
+        {SYMBOL: {"Halt": 3}},
+    )
+    body = await encode(snapshot)
+    assert body == msgspec.msgpack.encode(snapshot)
+    assert msgspec.msgpack.decode(body, type=ExchangeSnapshot) == snapshot
