@@ -162,9 +162,9 @@ def decode(frame: bytes | str) -> Request | ProtocolError:
     else:
         if isinstance(frequent, _NewOrderRequest):
             return Request("new_order", frequent.req_id, frequent.args)
-        args = frequent.args
-        if (args.order_id is None) != (args.cl_ord_id is None):
-            return Request("cancel", frequent.req_id, args)
+        cancel = frequent.args
+        if (cancel.order_id is None) != (cancel.cl_ord_id is None):
+            return Request("cancel", frequent.req_id, cancel)
     try:
         envelope = _envelope.decode(frame)
     except msgspec.ValidationError as error:
