@@ -9,12 +9,14 @@ Chinese is the default.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from enum import StrEnum
 
 from aiohttp import web
 
 from exchange.console.catalogue import MESSAGES
 from exchange.sessions import TIMEZONE
+from settlement.values import SerialRange
 
 LANG_COOKIE = "cerx_lang"
 
@@ -52,6 +54,11 @@ def yuan(fen: int | None) -> str:
 
 def tonnes(quantity_t: int | None) -> str:
     return "—" if quantity_t is None else f"{quantity_t:,}"
+
+
+def serials(ranges: Iterable[SerialRange]) -> str:
+    """Serial ranges as a person reads them: `SZCER-P1-2025-1:1–8, …`."""
+    return ", ".join(f"{r.block_id}:{r.first}–{r.last}" for r in ranges)
 
 
 def shanghai(moment: dt.datetime | int | None) -> str:

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from aiohttp import web
 
 from exchange.console.rendering import (
-    MAX_UPLOAD,
+    MAX_UPLOAD_BYTES,
     ROUTE,
     check_form_token,
     form_token,
@@ -121,7 +121,7 @@ async def verify_upload(request: web.Request) -> web.Response:
         )
         return with_form_cookie(request, response, token)
     upload = form.get("file")
-    data = upload.file.read(MAX_UPLOAD + 1) if isinstance(upload, web.FileField) else b""
+    data = upload.file.read(MAX_UPLOAD_BYTES + 1) if isinstance(upload, web.FileField) else b""
     result = _check_file(exchange, data)
     return with_form_cookie(
         request, render(request, "verify.html", viewer, form_token=token, result=result), token

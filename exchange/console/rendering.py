@@ -27,7 +27,7 @@ from multidict import MultiDictProxy
 
 from exchange import logins
 from exchange.console.catalogue import JS_KEYS, MESSAGES
-from exchange.console.i18n import Lang, chosen, shanghai, tonnes, translate, yuan
+from exchange.console.i18n import Lang, chosen, serials, shanghai, tonnes, translate, yuan
 from exchange.endpoint import SESSION_COOKIE, browser_session, status_of
 from exchange.errors import ErrorCode, ExchangeError
 from exchange.rest import ROUTES
@@ -37,7 +37,7 @@ from settlement.values import HOLDER_ROLES, Role
 ROUTE = {route.name: route for route in ROUTES}
 FORM_COOKIE = "cerx_form"
 FORM_FIELD = "form_token"
-MAX_UPLOAD = 64 * 1024  # a certificate file is a few kB
+MAX_UPLOAD_BYTES = 64 * 1024  # a certificate file is a few kB
 YEAR_S = 365 * 24 * 3600
 
 TEMPLATES = jinja2.Environment(
@@ -71,7 +71,13 @@ def _facts(struct: msgspec.Struct) -> list[tuple[str, str]]:
 
 
 TEMPLATES.filters.update(
-    yuan=yuan, tonnes=tonnes, count=tonnes, shanghai=shanghai, v=_value, facts=_facts
+    yuan=yuan,
+    tonnes=tonnes,
+    count=tonnes,
+    serials=serials,
+    shanghai=shanghai,
+    v=_value,
+    facts=_facts,
 )
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
