@@ -37,10 +37,17 @@ async def trader_page(request: web.Request, viewer: Viewer) -> web.Response:
         ROUTE["GET /api/v1/trades"], exchange, viewer.account_id, TradesQuery(limit=50)
     )
     instruments = await read_as(ROUTE["GET /api/v1/instruments"], exchange, None)
+    markets = {m.symbol: m for m in await read_as(ROUTE["GET /api/v1/market"], exchange, None)}
+    # the book beside the ticket: the one asked for, else the first listed
+    symbol = request.query.get("symbol") or next(iter(markets), None)
+    if symbol is not None and symbol not in markets:
+        raise ExchangeError(ErrorCode.UNKNOWN_INSTRUMENT, f"no instrument {symbol}")
     return render(
         request,
         "trader.html",
         viewer,
+        symbol=symbol,
+        market=markets.get(symbol) if symbol is not None else None,
         account=account,
         holdings=holdings.holdings,
         orders=orders,

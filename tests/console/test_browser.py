@@ -64,6 +64,8 @@ async def test_a_trade_placed_in_one_browser_shows_in_anothers_book_and_tape(
     _, buying = await person(browser, server, await give_login(exchange, buyer))
     await buying.goto(str(server.make_url("/console/trader")))
     await expect(buying.locator("#ws-state")).to_have_text("实时")
+    # the book beside the ticket shows the offer too
+    await expect(buying.locator("#book tr").first.locator("td").nth(2)).to_have_text("50.00")
     # refused in the page, with the exchange's code, before anything is sent
     for price, quantity, code in (
         ("5000.00", "5", "PRICE_MUST_BE_WITHIN_BAND"),

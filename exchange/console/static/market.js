@@ -1,5 +1,6 @@
-// The market page, live: the book's top levels, the trade tape and one-minute candles, from the
-// exchange's public channels (book snapshot then deltas by sequence; on a gap, subscribe again).
+// A market, live: the book's top levels, the trade tape and (on the market page) the statistics
+// and one-minute candles, from the exchange's public channels (book snapshot then deltas by
+// sequence; on a gap, subscribe again). The trader's page shows the book and the tape only.
 "use strict";
 
 (() => {
@@ -14,21 +15,26 @@
   const LEVELS = 10;
   const SHANGHAI_S = 8 * 3600; // the chart shows the clock of Asia/Shanghai
 
-  const chart = LightweightCharts.createChart(document.getElementById("chart"), {
+  const box = document.getElementById("chart");
+  const candles = box === null ? null : LightweightCharts.createChart(box, {
     autoSize: true,
     localization: { priceFormatter: (fen) => CERX.yuan(Math.round(fen)) },
     timeScale: { timeVisible: true, secondsVisible: false },
-  });
-  const candles = chart.addCandlestickSeries({ priceFormat: { type: "price", minMove: 1 } });
+  }).addCandlestickSeries({ priceFormat: { type: "price", minMove: 1 } });
 
   const candle = (bar) => ({
     time: Math.floor(bar.start_ns / 1e9) + SHANGHAI_S,
     open: bar.open, high: bar.high, low: bar.low, close: bar.close,
   });
   // the last day of minutes first; the bars channel carries on from there
-  const history = fetch(`/api/v1/market/${encodeURIComponent(symbol)}/bars`)
-    .then((response) => response.json())
-    .then((reply) => { if (reply.ok) candles.setData(reply.result.map(candle)); });
+  const history = candles === null ? Promise.resolve() :
+    fetch(`/api/v1/market/${encodeURIComponent(symbol)}/bars`)
+      .then((response) => response.json())
+      .then((reply) => { if (reply.ok) candles.setData(reply.result.map(candle)); });
+  const show = (id, text) => {
+    const element = document.getElementById(id);
+    if (element !== null) element.textContent = text;
+  };
 
   function renderBook() {
     const b = [...bids.entries()].sort((x, y) => y[0] - x[0]).slice(0, LEVELS);
@@ -80,11 +86,11 @@
       const tape = document.getElementById("tape");
       tape.prepend(tr);
       while (tape.rows.length > 50) tape.deleteRow(-1);
-      document.getElementById("last").textContent = CERX.yuan(m.price);
+      show("last", CERX.yuan(m.price));
       volume += m.quantity;
-      document.getElementById("volume").textContent = volume.toLocaleString("en-US");
-      document.getElementById("change").textContent = CERX.yuan(m.price - reference);
-    } else if (m.type === "bar") {
+      show("volume", volume.toLocaleString("en-US"));
+      show("change", CERX.yuan(m.price - reference));
+    } else if (m.type === "bar" && candles !== null) {
       history.then(() => candles.update(candle(m)));
     }
   }
@@ -92,7 +98,7 @@
   const state = document.getElementById("book-state");
   const socket = CERX.socket(
     () => socket.request("subscribe",
-      { channels: [`book:${symbol}`, `trades:${symbol}`, `bars:${symbol}`] }),
+      { channels: [`book:${symbol}`, `trades:${symbol}`, ...(candles ? [`bars:${symbol}`] : [])] }),
     onMessage,
     (live) => { state.textContent = CERX.say(live ? "live" : "offline"); },
   );

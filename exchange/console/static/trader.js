@@ -61,7 +61,10 @@
       button.disabled = false;
     }
   });
-  field("symbol").addEventListener("change", rules);
+  // another instrument: its book beside the ticket
+  field("symbol").addEventListener("change", () => {
+    location.assign(`?symbol=${encodeURIComponent(field("symbol").value)}`);
+  });
   rules();
 
   const placed = new Map(); // cl_ord_id -> what the report does not repeat: side and price
