@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -126,7 +126,10 @@ class Engine:
         self._on_match = on_match  # told how long each book.submit took, for metrics
         self._last_ts = 0
         self._orders: dict[int, _Order] = {}
-        self._by_cl_ord: dict[tuple[int, str], tuple[NewOrder, str, int]] = {}
+        self._by_cl_ord: dict[tuple[int, str], ClientOrder] = {}
+        # every applied new order's client order id, in journal order: only ever appended to, so
+        # a snapshot stores just what was added since the one before (`exchange.snapshots`)
+        self.client_orders: list[ClientOrder] = []
         # entries waiting for the journal, in runs that share a journal group's future
         self._groups: deque[tuple[asyncio.Future[None], list[tuple[Entry, Done]]]] = deque()
         self._applier: asyncio.Task[None] | None = None
@@ -143,8 +146,8 @@ class Engine:
         instrument = self._instrument(request.symbol)
         known = self._by_cl_ord.get((account_id, request.cl_ord_id))
         if known is not None:
-            command, symbol, order_id = known
-            if symbol != request.symbol or _request_of(command, request) != request:
+            order_id = known.command.order_id
+            if known.symbol != request.symbol or _request_of(known.command, request) != request:
                 raise ExchangeError(
                     ErrorCode.DUPLICATE_CL_ORD_ID,
                     f"client order id {request.cl_ord_id!r} names another order",
@@ -166,7 +169,9 @@ class Engine:
             request.stp,
         )
         reserved_t, reserved_fen = self._reserve(instrument, command)
-        self._by_cl_ord[account_id, request.cl_ord_id] = (command, request.symbol, order_id)
+        self._by_cl_ord[account_id, request.cl_ord_id] = ClientOrder(
+            account_id, request.cl_ord_id, request.symbol, command
+        )
         entry = Entry(
             self._next_seq(), request.symbol, command, request.cl_ord_id, reserved_t, reserved_fen
         )
@@ -245,7 +250,7 @@ class Engine:
 
     def order_id_for(self, account_id: int, cl_ord_id: str) -> int | None:
         known = self._by_cl_ord.get((account_id, cl_ord_id))
-        return known[2] if known else None
+        return known.command.order_id if known else None
 
     def now_ns(self) -> int:
         return self._now()
@@ -255,8 +260,10 @@ class Engine:
     def replay(self, entry: Entry) -> list[Event]:
         """Apply a journaled entry during recovery, before the risk view exists."""
         if isinstance(entry.command, NewOrder) and entry.cl_ord_id is not None:
-            key = (entry.command.account_id, entry.cl_ord_id)
-            self._by_cl_ord[key] = (entry.command, entry.symbol, entry.command.order_id)
+            account_id = entry.command.account_id
+            self._by_cl_ord[account_id, entry.cl_ord_id] = ClientOrder(
+                account_id, entry.cl_ord_id, entry.symbol, entry.command
+            )
             self._order_ids = max(self._order_ids, entry.command.order_id)
         self._seq = max(self._seq, entry.seq)
         return self._apply(entry)
@@ -312,16 +319,13 @@ class Engine:
                 )
                 for order_id, o in self._orders.items()
             ],
-            [
-                ClientOrder(account_id, cl_ord_id, symbol, command)
-                for (account_id, cl_ord_id), (command, symbol, order_id) in self._by_cl_ord.items()
-                if order_id <= last_order_id
-            ],
+            len(self.client_orders),
             {},
         )
 
-    def restore(self, snapshot: ExchangeSnapshot) -> None:
-        """Start from `snapshot` instead of empty books (before any replay)."""
+    def restore(self, snapshot: ExchangeSnapshot, client_orders: Sequence[ClientOrder]) -> None:
+        """Start from `snapshot` and its client orders instead of empty books (before any
+        replay)."""
         for symbol, book in snapshot.books.items():
             if symbol in self.books:
                 self.books[symbol] = OrderBook.restore(book)
@@ -329,8 +333,9 @@ class Engine:
             order = _Order(o.symbol, o.account_id, o.side, o.quantity_t, o.price_fen, o.reserved)
             order.leaves_t = o.leaves_t
             self._orders[o.order_id] = order
-        for c in snapshot.client_orders:
-            self._by_cl_ord[c.account_id, c.cl_ord_id] = (c.command, c.symbol, c.command.order_id)
+        self.client_orders = list(client_orders)
+        for c in client_orders:
+            self._by_cl_ord[c.account_id, c.cl_ord_id] = c
         self._seq = self.applied_seq = snapshot.seq
         self._order_ids = self._applied_order_id = snapshot.last_order_id
 
@@ -452,8 +457,11 @@ class Engine:
 
     def _apply(self, entry: Entry) -> list[Event]:
         self.applied_seq = entry.seq
-        if isinstance(entry.command, NewOrder):
-            self._applied_order_id = max(self._applied_order_id, entry.command.order_id)
+        command = entry.command
+        if isinstance(command, NewOrder):
+            self._applied_order_id = max(self._applied_order_id, command.order_id)
+            if entry.cl_ord_id is not None:
+                self.client_orders.append(self._by_cl_ord[command.account_id, entry.cl_ord_id])
         instrument = self.instruments[entry.symbol]
         started = time.perf_counter()
         events = self.books[entry.symbol].submit(entry.command)
@@ -494,7 +502,7 @@ class Engine:
         if isinstance(command, NewOrder) and entry.cl_ord_id is not None:
             key = (command.account_id, entry.cl_ord_id)
             known = self._by_cl_ord.get(key)
-            if known is not None and known[2] == command.order_id:
+            if known is not None and known.command.order_id == command.order_id:
                 del self._by_cl_ord[key]
 
     def _refused(self, entry: Entry) -> None:

@@ -18,7 +18,7 @@ from exchange.engine import Engine
 from exchange.journal import read
 from exchange.ledger_feed import BatchBuilder
 from exchange.risk import RiskView
-from exchange.snapshots import ExchangeSnapshot, latest
+from exchange.snapshots import ClientOrder, ExchangeSnapshot, latest
 from settlement.ledger import Ledger
 
 
@@ -28,14 +28,15 @@ async def recover(
     ledger: Ledger,
     feed: BatchBuilder,
     progress: Callable[[str], None] = lambda _line: None,
-    restore: Callable[[ExchangeSnapshot], None] | None = None,
+    restore: Callable[[ExchangeSnapshot, list[ClientOrder]], None] | None = None,
 ) -> int:
     """Recover and go live; the number of journal entries replayed. `restore` restores a
     snapshot into the engine and whatever else follows its events (the engine's own by default)."""
-    snapshot = await latest(pool)
+    stored = await latest(pool)
     after = 0
-    if snapshot is not None:
-        (restore or engine.restore)(snapshot)
+    if stored is not None:
+        snapshot, client_orders = stored
+        (restore or engine.restore)(snapshot, client_orders)
         after = snapshot.seq
         progress(f"restored the snapshot at journal entry {after:,}")
     replayed = 0

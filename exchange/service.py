@@ -38,7 +38,7 @@ from exchange.reports import BalanceUpdate, Reports
 from exchange.risk import RiskView
 from exchange.sessions import Sessions
 from exchange.settler import Settler
-from exchange.snapshots import EVERY_ENTRIES, ExchangeSnapshot, Snapshots
+from exchange.snapshots import EVERY_ENTRIES, ClientOrder, ExchangeSnapshot, Snapshots
 from matching import Event, Rejected
 from offsets.registry import OffsetRegistry
 from offsets.signing import PlatformKey
@@ -105,6 +105,7 @@ class Exchange:
         self.snapshots = Snapshots(
             database.pool,
             self._capture,
+            lambda: self.engine.client_orders,
             lambda: self.feed.decided,
             lambda: self.settler.applied_items,
             snapshot_every,
@@ -169,8 +170,8 @@ class Exchange:
             market=self.market_data.state(),
         )
 
-    def _restore(self, snapshot: ExchangeSnapshot) -> None:
-        self.engine.restore(snapshot)
+    def _restore(self, snapshot: ExchangeSnapshot, client_orders: list[ClientOrder]) -> None:
+        self.engine.restore(snapshot, client_orders)
         self.reports.restore(snapshot.orders)
         self.sessions.restore(snapshot.sessions)
         if snapshot.market is not None:

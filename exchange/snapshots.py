@@ -7,6 +7,11 @@ numbers, bars and day statistics. It is taken in the engine's
 apply loop right after entry S (so it describes exactly 1..S), and written only once the ledger has
 applied everything entries up to S decided: a start from it then has nothing before S to hand the
 ledger. Snapshots never replace the journal, which stays whole as the record of every input.
+
+Client order ids are kept for good, so they would soon be most of every snapshot, and capturing
+and encoding all of them held the loop for 150 ms at 300,000 orders. They are kept instead in a
+list only ever appended to: a snapshot records how many it holds, and the table
+`exchange_client_orders` stores each once, in rows appended by the snapshot after them.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ class LiveOrder(msgspec.Struct, frozen=True, array_like=True):
     cum_t: int
 
 
-class ClientOrder(msgspec.Struct, frozen=True, array_like=True):
+class ClientOrder(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A new order's client order id, kept for good so that it is never used twice."""
+
     account_id: int
     cl_ord_id: str
     symbol: str
@@ -55,86 +62,89 @@ class ExchangeSnapshot(msgspec.Struct, frozen=True):
     last_order_id: int
     books: dict[str, BookSnapshot]
     orders: list[LiveOrder]
-    client_orders: list[ClientOrder]
+    client_orders: int  # how many of the engine's client orders (in journal order) it holds
     sessions: dict[str, dict[str, int]]  # symbol -> schedule command tag -> last ts
-    market: MarketState | None = None
-
-
-class _Encoded(msgspec.Struct, frozen=True):
-    """`ExchangeSnapshot` with its client orders already encoded: the same fields in the same
-    order, so the same bytes."""
-
-    seq: int
-    last_order_id: int
-    books: dict[str, BookSnapshot]
-    orders: list[LiveOrder]
-    client_orders: msgspec.Raw
-    sessions: dict[str, dict[str, int]]
     market: MarketState | None = None
 
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(ExchangeSnapshot).decode
-CHUNK = 5_000  # client orders encoded at a time (about 3 ms), the loop serving between chunks
+_decode_clients = msgspec.msgpack.Decoder(list[ClientOrder]).decode
+CHUNK = 5_000  # client orders a row of exchange_client_orders holds (about 2 ms to encode)
 
 
-async def encode(snapshot: ExchangeSnapshot) -> bytes:
-    """`snapshot` in msgpack, its client orders (every order's id for good, so most of the body)
-    encoded a chunk at a time: at once they held the loop for 85 ms at 150,000 orders."""
-    clients = snapshot.client_orders
-    items = []
-    for start in range(0, len(clients), CHUNK):
-        items.append(_array_items(_encode(clients[start : start + CHUNK])))
-        await asyncio.sleep(0)
-    raw = msgspec.Raw(_array_header(len(clients)) + b"".join(items))
-    fields = msgspec.structs.asdict(snapshot) | {"client_orders": raw}
-    return _encode(_Encoded(**fields))
+async def save(pool: asyncpg.Pool, snapshot: ExchangeSnapshot, clients: list[ClientOrder]) -> None:
+    """Write `snapshot` with the first `snapshot.client_orders` of `clients`.
+
+    Client order ids are remembered for good, so they soon outweigh the rest of the state: they
+    are stored once, in rows of `CHUNK` appended after the ones earlier snapshots stored (the
+    list is only ever appended to), each row encoded while the loop serves between them."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("LOCK TABLE exchange_client_orders IN EXCLUSIVE MODE")
+        stored = await conn.fetchval(
+            "SELECT coalesce(max(first_index + size), 0) FROM exchange_client_orders"
+        )
+        for first in range(stored, snapshot.client_orders, CHUNK):
+            rows = clients[first : min(first + CHUNK, snapshot.client_orders)]
+            await conn.execute(
+                "INSERT INTO exchange_client_orders (first_index, size, body) VALUES ($1, $2, $3)",
+                first,
+                len(rows),
+                _encode(rows),
+            )
+        await conn.execute(
+            "INSERT INTO exchange_snapshots (seq, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            snapshot.seq,
+            _encode(snapshot),
+        )
 
 
-def _array_header(size: int) -> bytes:
-    if size < 16:
-        return bytes((0x90 | size,))
-    if size < 65_536:
-        return b"\xdc" + size.to_bytes(2)
-    return b"\xdd" + size.to_bytes(4)
-
-
-def _array_items(encoded: bytes) -> bytes:
-    """A msgpack array's elements, without the array's header."""
-    first = encoded[0]
-    return encoded[1 if first >> 4 == 0x9 else 3 if first == 0xDC else 5 :]
-
-
-async def save(pool: asyncpg.Pool, snapshot: ExchangeSnapshot) -> None:
-    await pool.execute(
-        "INSERT INTO exchange_snapshots (seq, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        snapshot.seq,
-        await encode(snapshot),
-    )
-
-
-async def latest(pool: asyncpg.Pool) -> ExchangeSnapshot | None:
-    body = await pool.fetchval("SELECT body FROM exchange_snapshots ORDER BY seq DESC LIMIT 1")
-    return None if body is None else _decode(body)
+async def latest(pool: asyncpg.Pool) -> tuple[ExchangeSnapshot, list[ClientOrder]] | None:
+    """The newest snapshot and its client orders, or None."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        body = await conn.fetchval("SELECT body FROM exchange_snapshots ORDER BY seq DESC LIMIT 1")
+        if body is None:
+            return None
+        snapshot = _decode(body)
+        clients: list[ClientOrder] = []
+        rows = await conn.fetch(
+            "SELECT first_index, size, body FROM exchange_client_orders"
+            " WHERE first_index < $1 ORDER BY first_index",
+            snapshot.client_orders,
+        )
+    for row in rows:
+        part = _decode_clients(row["body"])
+        if row["first_index"] != len(clients) or len(part) != row["size"]:
+            raise RuntimeError(f"the snapshots' client orders break at {len(clients):,}")
+        clients.extend(part)
+    if len(clients) != snapshot.client_orders:
+        raise RuntimeError(
+            f"the snapshot at journal entry {snapshot.seq:,} holds {snapshot.client_orders:,}"
+            f" client orders; {len(clients):,} are stored"
+        )
+    return snapshot, clients
 
 
 class Snapshots:
     """Takes a snapshot every `every` entries and writes it once the ledger has caught up.
 
-    `capture` builds the snapshot (synchronously, between two entries); `decided` and `applied`
-    count the ledger feed's items handed over and applied, in the same order.
+    `capture` builds the snapshot (synchronously, between two entries); `client_orders` is the
+    engine's list of them; `decided` and `applied` count the ledger feed's items handed over and
+    applied, in the same order.
     """
 
     def __init__(
         self,
         pool: asyncpg.Pool,
         capture: Callable[[], ExchangeSnapshot],
+        client_orders: Callable[[], list[ClientOrder]],
         decided: Callable[[], int],
         applied: Callable[[], int],
         every: int = EVERY_ENTRIES,
     ) -> None:
         self._pool = pool
         self._capture = capture
+        self._client_orders = client_orders
         self._decided = decided
         self._applied = applied
         self._every = every
@@ -180,6 +190,6 @@ class Snapshots:
         if not ready:
             return
         self._waiting = [(mark, s) for mark, s in self._waiting if mark > applied]
-        await save(self._pool, ready[-1])
+        await save(self._pool, ready[-1], self._client_orders())
         self.written += 1
         log.info("snapshot at journal entry %d written", ready[-1].seq)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 
-import msgspec
 import pytest
 
 from exchange.engine import Engine
@@ -15,7 +14,7 @@ from exchange.errors import ExchangeError
 from exchange.journal import Journal, last_seq, read
 from exchange.ledger_feed import BatchBuilder
 from exchange.service import Exchange
-from exchange.snapshots import CHUNK, ClientOrder, ExchangeSnapshot, encode, latest
+from exchange.snapshots import CHUNK, ClientOrder, ExchangeSnapshot, latest, save
 from matching import NewOrder, OrderType, Side, TimeInForce
 from settlement.database import Database
 from settlement.ledger import Ledger
@@ -80,18 +79,22 @@ async def test_a_restart_from_the_final_snapshot_equals_a_full_replay(database: 
     exchange = await Exchange.open(database, [INSTRUMENT])
     await trade_randomly(exchange, people, 1, 250)
     await exchange.close()  # drains the ledger, then writes a snapshot of the final state
-    snapshot = await latest(database.pool)
+    stored = await latest(database.pool)
+    assert stored is not None
+    snapshot, clients = stored
     async with database.pool.acquire() as conn:
-        assert snapshot is not None and snapshot.seq == await last_seq(conn)
+        assert snapshot.seq == await last_seq(conn)
+    assert snapshot.client_orders == len(clients) == len(exchange.engine.client_orders) > 100
 
     reopened = await Exchange.open(database, [INSTRUMENT])
     assert reopened.replayed == 0
     reference = await full_replay(database)
     assert reopened.engine.books[SYMBOL].snapshot() == reference.books[SYMBOL].snapshot()
     assert reopened.engine.capture() == reference.capture()
+    assert reopened.engine.client_orders == reference.client_orders == clients
     # trading carries on: a repeated client order id is still the first order, live orders
     # can be amended and cancelled, and their reports remember what was filled
-    first = next(c for c in snapshot.client_orders if c.account_id in people)
+    first = next(c for c in clients if c.account_id in people)
     known = await reopened.engine.new_order(
         first.account_id,
         order(
@@ -120,8 +123,9 @@ async def test_a_crash_after_a_snapshot_restarts_from_it_and_the_journal(
     await exchange.settler.drain()
     await exchange.snapshots.write_ready()
     assert exchange.snapshots.written
-    written = await latest(database.pool)
-    assert written is not None
+    stored = await latest(database.pool)
+    assert stored is not None
+    written = stored[0]
     await trade_randomly(exchange, people, 4, 40)
     # a crash: the ledger stops where it is, no final snapshot; the journal is all that survives
     await exchange.journal.close()
@@ -131,13 +135,21 @@ async def test_a_crash_after_a_snapshot_restarts_from_it_and_the_journal(
     async with database.pool.acquire() as conn:
         assert await last_seq(conn) > written.seq
 
-    newest = await latest(database.pool)
+    stored = await latest(database.pool)
     reopened = await Exchange.open(database, [INSTRUMENT])
-    assert newest is not None and newest.seq >= written.seq
+    assert stored is not None and stored[0].seq >= written.seq
     async with database.pool.acquire() as conn:
-        assert reopened.replayed == await last_seq(conn) - newest.seq > 0
+        assert reopened.replayed == await last_seq(conn) - stored[0].seq > 0
+        # several snapshots were written, each storing only the client orders after the last
+        rows = await conn.fetch("SELECT first_index, size FROM exchange_client_orders")
+    assert sorted(r["first_index"] for r in rows) == [
+        sum(r["size"] for r in rows if r["first_index"] < first)
+        for first in sorted(r["first_index"] for r in rows)
+    ]
+    assert len(rows) > 1
     reference = await full_replay(database)
     assert reopened.engine.capture() == reference.capture()
+    assert reopened.engine.client_orders == reference.client_orders
     await reopened.settler.drain()
     await reopened.close()
 
@@ -156,24 +168,68 @@ async def test_a_snapshot_waits_for_the_ledger(database: Database) -> None:
     await exchange.settler.drain()
     await exchange.snapshots.write_ready()
     after = await latest(database.pool)
-    assert after is not None and after.seq == exchange.engine.applied_seq
+    assert after is not None and after[0].seq == exchange.engine.applied_seq
     await exchange.close()
 
 
-@pytest.mark.parametrize("clients", [0, 1, 15, 16, CHUNK, CHUNK + 1, 65_535, 65_536, 70_001])
-async def test_a_snapshot_encoded_in_chunks_is_the_same_bytes(clients: int) -> None:
-    # every array header size msgpack has: fixed (under 16), 16-bit and 32-bit
-    snapshot = ExchangeSnapshot(
-        7,
-        clients,
-        {},
-        [],
-        [
-            ClientOrder(5, f"c-{n}", SYMBOL, NewOrder(1 + n, n, 5, Side.BUY, 1, 4_700))
-            for n in range(clients)
-        ],
-        {SYMBOL: {"Halt": 3}},
-    )
-    body = await encode(snapshot)
-    assert body == msgspec.msgpack.encode(snapshot)
-    assert msgspec.msgpack.decode(body, type=ExchangeSnapshot) == snapshot
+def _client_orders(count: int) -> list[ClientOrder]:
+    return [
+        ClientOrder(5, f"c-{n}", SYMBOL, NewOrder(1 + n, n, 5, Side.BUY, 1, 4_700))
+        for n in range(count)
+    ]
+
+
+def _snapshot(seq: int, clients: int) -> ExchangeSnapshot:
+    return ExchangeSnapshot(seq, clients, {}, [], clients, {SYMBOL: {"Halt": 3}})
+
+
+@pytest.fixture
+async def no_snapshots(database: Database) -> AsyncIterator[Database]:
+    """The module's database without the other tests' snapshots, and without these after."""
+    clear = "DELETE FROM exchange_snapshots; DELETE FROM exchange_client_orders"
+    await database.pool.execute(clear)
+    yield database
+    await database.pool.execute(clear)
+
+
+async def test_each_client_order_is_stored_once_in_rows_after_the_last(
+    no_snapshots: Database,
+) -> None:
+    database = no_snapshots
+    clients = _client_orders(3 * CHUNK + 7)
+    assert await latest(database.pool) is None
+    for seq, count in [(5, 0), (9, 1), (20, CHUNK + 1), (21, CHUNK + 1), (30, 3 * CHUNK + 7)]:
+        await save(database.pool, _snapshot(seq, count), clients)
+        assert await latest(database.pool) == (_snapshot(seq, count), clients[:count])
+    # writing a snapshot again changes nothing
+    await save(database.pool, _snapshot(20, CHUNK + 1), clients)
+    async with database.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT first_index, size FROM exchange_client_orders ORDER BY first_index"
+        )
+    assert [(r["first_index"], r["size"]) for r in rows] == [
+        (0, 1),
+        (1, CHUNK),
+        (CHUNK + 1, CHUNK),
+        (2 * CHUNK + 1, CHUNK),
+        (3 * CHUNK + 1, 6),
+    ]
+    assert await latest(database.pool) == (_snapshot(30, 3 * CHUNK + 7), clients)
+
+
+async def test_a_snapshot_whose_client_orders_are_missing_is_refused(
+    no_snapshots: Database,
+) -> None:
+    database = no_snapshots
+    clients = _client_orders(2 * CHUNK)
+    for missing, refusal in [
+        (CHUNK, "holds 10,000 client orders; 5,000 are stored"),
+        (0, "client orders break at 0"),
+    ]:
+        await database.pool.execute("DELETE FROM exchange_client_orders")
+        await save(database.pool, _snapshot(8, 2 * CHUNK), clients)
+        await database.pool.execute(
+            "DELETE FROM exchange_client_orders WHERE first_index = $1", missing
+        )
+        with pytest.raises(RuntimeError, match=refusal):
+            await latest(database.pool)
