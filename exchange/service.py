@@ -139,6 +139,7 @@ class Exchange:
             restore=exchange._restore,
         )
         exchange.settler.applied_items = exchange.feed.decided  # recovery applied them itself
+        exchange.feed.netting = True  # every lock from here on is new to the ledger
         exchange.engine.listeners.append(exchange.snapshots.observe)
         exchange.journal.start()
         exchange.settler.start()

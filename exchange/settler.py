@@ -66,7 +66,10 @@ class Settler:
     ) -> None:
         self._url = ledger.database.url  # the worker opens its own connections to it
         self._feed = feed
-        self._pending: deque[Batch] = deque()  # handed over, not yet applied, in order
+        # handed over, not yet applied, in order: each batch with the items it accounts for, its
+        # own and those the feed netted away before it (an empty batch when only those)
+        self._pending: deque[tuple[Batch, int]] = deque()
+        self._netted = 0  # the feed's netted items accounted for in `_pending` so far
         self._on_applied = on_applied  # the batch and the seconds it took, for metrics; on the
         # worker's thread
         self._loop: asyncio.AbstractEventLoop | None = None  # the exchange's
@@ -153,13 +156,17 @@ class Settler:
 
     def _hand_over(self) -> None:
         """Give the worker the feed's batches, or remember that it waits for some."""
-        batches = self._feed.take()
-        if not batches:
+        feed = self._feed
+        batches = feed.take()
+        netted, self._netted = feed.netted - self._netted, feed.netted
+        if not batches and not netted:
             self._hungry = True
             return
         self._hungry = False
-        self._handed += sum(len(batch) for batch in batches)
-        self._pending.extend(batches)
+        handed = [(batch, len(batch)) for batch in batches or [Batch()]]
+        handed[-1] = (handed[-1][0], handed[-1][1] + netted)
+        self._handed += sum(items for _, items in handed)
+        self._pending.extend(handed)
         if self._worker_loop is not None and self._work is not None:
             with contextlib.suppress(RuntimeError):  # the worker has stopped: its loop is closed
                 self._worker_loop.call_soon_threadsafe(self._work.set)
@@ -206,10 +213,11 @@ class Settler:
             work.clear()
             round_items = 0
             while pending:
-                batch = pending[0]
+                batch, items = pending[0]
                 started = time.perf_counter()
                 try:
-                    await self._apply(ledger, batch)
+                    if batch:
+                        await self._apply(ledger, batch)
                 except LedgerError as error:
                     self.error = error
                     log.error("settlement stopped: the ledger refused a batch: %s", error)
@@ -220,12 +228,13 @@ class Settler:
                     log.exception("settlement stopped: an unexpected error")
                     return
                 pending.popleft()
-                self.applied_batches += 1
-                self.applied_items += len(batch)
-                self._done += len(batch)
+                self.applied_items += items
+                self._done += items
                 round_items += len(batch)
-                if self._on_applied is not None:
-                    self._on_applied(batch, time.perf_counter() - started)
+                if batch:
+                    self.applied_batches += 1
+                    if self._on_applied is not None:
+                        self._on_applied(batch, time.perf_counter() - started)
             if 0 < round_items < GATHER_ITEMS and not self._hurry.is_set():
                 # a batch costs about a dozen statements whatever its size: at a moderate rate,
                 # let the next gather a while rather than settle each few items on their own,

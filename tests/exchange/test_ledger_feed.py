@@ -103,3 +103,52 @@ def test_a_full_batch_is_cut() -> None:
     assert len(feed) == 5
     assert [len(batch.locks) for batch in feed.take()] == [2, 2, 1]
     assert len(feed) == 0
+
+
+def test_netting_drops_an_order_locked_and_released_within_the_open_batch() -> None:
+    feed = BatchBuilder()
+    feed.netting = True
+    feed.lock(OrderLock(20, 100, amount_fen=9_000))
+    feed.lock(OrderLock(21, 101, quantity_t=2))
+    feed.lock(OrderLock(22, 100, amount_fen=5_000))
+    feed.release(21, 101, tonnes=True)  # locked and released unfilled: nothing for the ledger
+    feed.lock(OrderLock(23, 101, quantity_t=2))  # so no cut: the ledger never took its tonnes
+    feed.release(20, 100, tonnes=False)
+    feed.check_invariants()
+    assert (feed.decided, feed.netted, len(feed)) == (6, 4, 2)
+    assert feed.take() == [
+        Batch((OrderLock(22, 100, amount_fen=5_000), OrderLock(23, 101, quantity_t=2)))
+    ]
+    feed.release(22, 100, tonnes=False)  # its lock was handed over: the release must follow
+    feed.check_invariants()
+    assert feed.take() == [Batch(releases=(22,))]
+    assert (feed.decided, feed.netted) == (7, 4)
+
+
+def test_netting_keeps_an_order_that_traded_or_was_amended_in_the_batch() -> None:
+    feed = BatchBuilder()
+    feed.netting = True
+    buy, sell = OrderLock(10, 100, amount_fen=9_000), OrderLock(11, 101, quantity_t=3)
+    grow = OrderAdjust(1, 12, 100, amount_fen=1_000)
+    feed.lock(buy)
+    feed.lock(sell)
+    feed.lock(OrderLock(12, 100, amount_fen=2_000))
+    feed.trade(TRADE)  # orders 10 and 11
+    feed.adjust(grow)
+    for order_id, account_id in [(10, 100), (11, 101), (12, 100)]:
+        feed.release(order_id, account_id, tonnes=order_id == 11)
+    feed.check_invariants()
+    assert feed.netted == 0
+    assert feed.take() == [
+        Batch((buy, sell, OrderLock(12, 100, amount_fen=2_000)), (TRADE,), (10, 11, 12), (grow,))
+    ]
+
+
+def test_without_netting_every_item_goes_to_the_ledger() -> None:
+    # as in a replay, whose locks the ledger may already hold
+    feed = BatchBuilder()
+    lock = OrderLock(30, 100, amount_fen=1_000)
+    feed.lock(lock)
+    feed.release(30, 100, tonnes=False)
+    assert feed.netted == 0
+    assert feed.take() == [Batch((lock,), releases=(30,))]

@@ -76,3 +76,33 @@ async def test_closing_with_a_deadline_leaves_the_rest_for_recovery(database: Da
     assert settler.lag == 1 and settler.error is None
     held = await ledger.holdings(seller)
     assert all(h.order_id is None for h in held)
+
+
+async def test_items_netted_away_count_as_applied_in_their_turn(database: Database) -> None:
+    ledger, feed = Ledger(database), BatchBuilder()
+    feed.netting = True
+    (_, seller), (buyer, _) = await accounts(ledger, "n")
+    settler = Settler(ledger, feed)
+    settler.start()
+    feed.lock(OrderLock(9_000_003, buyer, amount_fen=5_000))
+    feed.release(9_000_003, buyer, tonnes=False)  # nothing for the ledger at all
+    settler.wake()
+    await settler.reach(feed.decided)
+    assert (settler.applied_items, settler.applied_batches, settler.lag) == (2, 0, 0)
+    feed.lock(OrderLock(9_000_004, seller, quantity_t=2))  # a batch, and two netted after it
+    feed.lock(OrderLock(9_000_005, buyer, amount_fen=7_000))
+    feed.release(9_000_005, buyer, tonnes=False)
+    settler.wake()
+    await settler.reach(feed.decided)
+    assert (settler.applied_items, settler.applied_batches, settler.lag) == (5, 1, 0)
+    async with database.pool.acquire() as conn:
+        locked = await conn.fetch(
+            "SELECT order_id FROM cash_locks WHERE order_id = ANY($1::bigint[])"
+            " UNION SELECT order_id FROM cer_locks WHERE order_id = ANY($1::bigint[])",
+            [9_000_003, 9_000_004, 9_000_005],
+        )
+    assert [row[0] for row in locked] == [9_000_004]
+    feed.release(9_000_004, seller, tonnes=True)  # its lock is in the ledger: released there
+    await settler.drain()
+    assert all(h.order_id is None for h in await ledger.holdings(seller))
+    await settler.close()

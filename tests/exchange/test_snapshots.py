@@ -223,7 +223,7 @@ async def test_a_snapshot_whose_client_orders_are_missing_is_refused(
     database = no_snapshots
     clients = _client_orders(2 * CHUNK)
     for missing, refusal in [
-        (CHUNK, "holds 10,000 client orders; 5,000 are stored"),
+        (CHUNK, f"holds {2 * CHUNK:,} client orders; {CHUNK:,} are stored"),
         (0, "client orders break at 0"),
     ]:
         await database.pool.execute("DELETE FROM exchange_client_orders")
