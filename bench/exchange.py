@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import itertools
 import os
 import random
@@ -50,7 +51,7 @@ from exchange import demo, keys
 from exchange.auth import sign
 from settlement.database import DATABASE_URL_VARIABLE, Database
 from settlement.ledger import Ledger
-from settlement.values import Role
+from settlement.values import ByQuantity, Role
 
 KEY_LINE = re.compile(r"demo key\s+carol\s+account (\d+)\s+key (\S+)\s+secret ([0-9a-f]+)")
 GOAL_RATE, GOAL_P99_MS, GOAL_AT = 20_000, 5.0, 5_000
@@ -70,8 +71,9 @@ class Session:
     read as they arrive (by `on_message`); pushed messages (execution reports, balances) are
     only counted."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, trading: bool = False) -> None:
         self.name = name
+        self.trading = trading  # sells and buys of 1 t at one price, which trade
         self.link: frames.Link | None = None
         self.ids = itertools.count(1)
         self.sent: dict[int, int] = {}  # req_id -> perf_counter_ns at send
@@ -90,7 +92,10 @@ class Session:
         if self.closed is not None or link is None:
             return
         req_id = next(self.ids)
-        if self.placed and req_id % 2 == 0:
+        if self.trading:
+            side = b"sell" if req_id % 2 else b"buy"
+            frame = TRADE_ORDER % (req_id, b"%s-%d" % (self.name.encode(), req_id), side)
+        elif self.placed and req_id % 2 == 0:
             frame = CANCEL % (req_id, self.placed.pop())
         else:
             cl_ord_id = b"%s-%d" % (self.name.encode(), req_id)
@@ -176,23 +181,42 @@ NEW_ORDER = (
     b'{"op":"new_order","req_id":%d,"args":{"symbol":"' + SYMBOL.encode() + b'",'
     b'"cl_ord_id":"%s","side":"buy","quantity":1,"price":%d}}'
 )
+TRADE_ORDER = (
+    b'{"op":"new_order","req_id":%d,"args":{"symbol":"' + SYMBOL.encode() + b'",'
+    b'"cl_ord_id":"%s","side":"%s","quantity":1,"price":5000}}'
+)
 CANCEL = (
     b'{"op":"cancel","req_id":%d,"args":{"symbol":"' + SYMBOL.encode() + b'","cl_ord_id":"%s"}}'
 )
+TRADING_TONNES = 1_000_000  # each trader's CERs with --trading: more than a run sells
 REPLY_S = 60.0  # how long the end of a phase waits for the replies still outstanding
 
 
-async def own_traders(url: str, count: int) -> list[tuple[str, bytes]]:
-    """`count` traders of the demo market's, each with cash and an API key, made before the
-    server starts (so its risk view knows them): (key id, secret) each."""
+async def own_traders(url: str, count: int, tonnes: int = 0) -> list[tuple[str, bytes]]:
+    """`count` traders of the demo market's, each with cash, `tonnes` of 2025 CERs and an API
+    key, made before the server starts (so its risk view knows them): (key id, secret) each."""
     database = await Database.open(url, min_size=1, max_size=2)
     try:
-        await demo.seed(database)  # the server's --demo finds it and changes nothing
+        keys_of = {k.name: k for k in await demo.seed(database)}  # --demo then changes nothing
         ledger = Ledger(database)
+        owner = (await ledger.project("P0002")).owner_id  # its CERs are all of vintage 2025
+        if tonnes:
+            await ledger.issue(
+                "bench/issue",
+                keys_of["regulator"].account_id,
+                "P0002",
+                count * tonnes,
+                dt.date(2025, 7, 1),
+                dt.date(2025, 12, 31),
+            )
         out = []
         for n in range(count):
             trader = await ledger.open_account(f"bench/trader/{n}", f"bench-{n}", [Role.TRADER])
-            await ledger.deposit(f"bench/cash/{n}", trader.account_id, 10_000_000)
+            await ledger.deposit(f"bench/cash/{n}", trader.account_id, 10_000_000_000)
+            if tonnes:
+                await ledger.transfer(
+                    f"bench/cers/{n}", owner, trader.account_id, ByQuantity(tonnes)
+                )
             async with database.pool.acquire() as conn:
                 key = await keys.create(conn, trader.account_id)
             out.append((key.key_id, key.secret))
@@ -290,6 +314,8 @@ SERVER_METRICS = (
     "cerx_settlement_batch_seconds_count",
     "cerx_settlement_batch_seconds_sum",
     "cerx_settlement_lag_items",
+    'cerx_book_events_total{kind="trade"}',
+    "cerx_settlement_netted_items_total",
 )
 
 
@@ -329,7 +355,8 @@ def server_line(before: dict[str, float], after: dict[str, float]) -> str:
     batch_ms = 1000 * delta(SERVER_METRICS[4]) / max(batches, 1)
     return (
         f"  server   {commits:,.0f} journal commits of {entries:,.1f} entries, {commit_ms:.2f} ms"
-        f" each; {batches:,.0f} ledger batches, {batch_ms:.1f} ms each;"
+        f" each; {delta(SERVER_METRICS[6]):,.0f} trades; {batches:,.0f} ledger batches,"
+        f" {batch_ms:.1f} ms each; {delta(SERVER_METRICS[7]):,.0f} items netted;"
         f" settlement lag {after.get(SERVER_METRICS[5], 0.0):,.0f} items"
     )
 
@@ -351,7 +378,9 @@ async def run(args: argparse.Namespace) -> int:
     server_url = args.database_url or os.environ.get(DATABASE_URL_VARIABLE) or LOCAL_SERVER_URL
     ok = True
     async with scratch_database(server_url, say) as url:
-        traders = await own_traders(url, args.connections) if args.own_accounts else []
+        own = args.own_accounts or args.trading
+        tonnes = TRADING_TONNES if args.trading else 0
+        traders = await own_traders(url, args.connections, tonnes) if own else []
         port = free_port()
         server = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -382,13 +411,14 @@ async def run(args: argparse.Namespace) -> int:
             key, secret = match[2], bytes.fromhex(match[3])
             say(f"server     pid {server.pid}, ws://127.0.0.1:{port}/ws")
             async with aiohttp.ClientSession() as http:
-                sessions = [Session(f"s{n}") for n in range(args.connections)]
+                sessions = [Session(f"s{n}", args.trading) for n in range(args.connections)]
                 for n, session in enumerate(sessions):
                     await session.login(port, *(traders[n] if traders else (key, secret)), n)
                 say(
                     f"sustained  {args.connections} sessions x {args.window} outstanding, "
                     f"{args.seconds:g} s, "
                     + ("each its own trader" if traders else "all of trader carol")
+                    + (", trading with each other" if args.trading else "")
                 )
                 meter = CpuMeter(server.pid, url)
                 before, cpu_before = await server_metrics(http, port), await meter.read()
@@ -463,6 +493,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="each session its own trader; by default all are carol's, so each session also"
         " receives the execution reports of the other sessions' orders",
+    )
+    parser.add_argument(
+        "--trading",
+        action="store_true",
+        help="sells and buys of 1 t at one price, which trade with each other and settle"
+        " (each session its own trader, with CERs); by default passive buys and their cancels,"
+        " which settlement nets away",
     )
     return asyncio.run(run(parser.parse_args(argv)))
 

@@ -59,6 +59,12 @@ class Metrics:
             "Locks, trades and releases not yet in the ledger",
             registry=registry,
         )
+        self.settlement_netted = CountedElsewhere(
+            "cerx_settlement_netted_items",
+            "Locks and releases of orders that finished before settlement took them, so never"
+            " sent to the ledger",
+            registry,
+        )
         self.connections = Gauge("cerx_connections", "Open WebSocket sessions", registry=registry)
         self.send_queue = Gauge(
             "cerx_send_queue_messages",
@@ -94,9 +100,12 @@ class Metrics:
         self.journal_group.observe(entries)
         self.journal_seconds.observe(seconds)
 
-    def track(self, lag: Callable[[], int], queued: Callable[[], int]) -> None:
+    def track(
+        self, lag: Callable[[], int], queued: Callable[[], int], netted: Callable[[], int]
+    ) -> None:
         self.settlement_lag.set_function(lag)
         self.send_queue.set_function(queued)
+        self.settlement_netted.read = netted
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -121,6 +130,21 @@ class Tally(Collector):
         for labels, count in list(self.counts.items()):
             family.add_metric(list(labels), count)
         yield family
+
+
+class CountedElsewhere(Collector):
+    """A counter another part keeps (`read` returns it), exported when scraped."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self._name, self._documentation = name, documentation
+        self.read: Callable[[], int] = lambda: 0
+        registry.register(self)
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._documentation)
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._documentation, value=self.read())
 
 
 class IntHistogram(Collector):

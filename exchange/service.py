@@ -110,7 +110,11 @@ class Exchange:
             lambda: self.settler.applied_items,
             snapshot_every,
         )
-        metrics.track(lambda: self.settler.lag, lambda: sum(map(len, self.queues.values())))
+        metrics.track(
+            lambda: self.settler.lag,
+            lambda: sum(map(len, self.queues.values())),
+            lambda: self.feed.netted,
+        )
         self.nonces = NonceGuard()
         self.replayed = 0  # journal entries the last start replayed (after its snapshot)
         self._subscribers: defaultdict[int, set[Push]] = defaultdict(set)

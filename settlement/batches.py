@@ -121,8 +121,15 @@ async def _lock_many(
     for lock in fresh:
         require_role(roles, lock.account_id, HOLDER_ROLES, "trade")
     sells = [lock for lock in fresh if lock.quantity_t]
-    accounts = sorted({lock.account_id for lock in sells})
-    available = await free_runs_by_account(conn, accounts) if sells else {}
+    needed: dict[int, int | None] = {}  # runs an account's locks can use: no more than tonnes
+    for lock in sells:
+        before = needed.get(lock.account_id, 0)
+        filtered = before is None or lock.only != ANY_CER
+        needed[lock.account_id] = None if before is None or filtered else before + lock.quantity_t
+    accounts = sorted(needed)
+    available = (
+        await free_runs_by_account(conn, accounts, [needed[a] for a in accounts]) if sells else {}
+    )
     used: dict[Run, int] = defaultdict(int)
     pieces: dict[Run, list[tuple[SerialRange, Place]]] = {}
     for lock in sells:

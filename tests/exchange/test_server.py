@@ -284,12 +284,22 @@ async def test_the_settlement_lag_metric_follows_the_feed(
 ) -> None:
     _, (buyer, _) = market
     await exchange.settler.drain()
-    lag = "cerx_settlement_lag_items"
+    lag, netted = "cerx_settlement_lag_items", "cerx_settlement_netted_items_total"
     async with aiohttp.ClientSession() as http:
         assert (await scrape(http, server))[lag] == 0
         exchange.feed.lock(OrderLock(987_654_321, buyer, amount_fen=100))
+        assert (await scrape(http, server))[lag] == 1  # not woken yet: nothing applied
+        exchange.settler.wake()
+        await exchange.settler.drain()
+        before = await scrape(http, server)
+        assert before[lag] == 0
+        # an order locked and released before settlement takes its lock is netted away and
+        # never lags; one whose lock the ledger has must be released there
+        exchange.feed.lock(OrderLock(987_654_322, buyer, amount_fen=100))
+        exchange.feed.release(987_654_322, buyer, tonnes=False)
         exchange.feed.release(987_654_321, buyer, tonnes=False)
-        assert (await scrape(http, server))[lag] == 2  # not woken yet: nothing applied
+        after = await scrape(http, server)
+        assert (after[lag], after[netted] - before[netted]) == (1, 2)
         exchange.settler.wake()
         await exchange.settler.drain()
         assert (await scrape(http, server))[lag] == 0

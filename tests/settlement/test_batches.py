@@ -165,3 +165,28 @@ async def test_a_buy_may_lock_cash_that_a_release_or_a_sale_in_the_same_batch_re
     greedy = OrderLock(next(_ids), buyer, amount_fen=1_000_001)
     await refused(ErrorCode.INSUFFICIENT_CASH, ledger.apply(Batch((greedy,), (), (second,))))
     assert await twin.state(ledger) == before
+
+
+async def test_locks_in_a_batch_take_the_oldest_of_fragmented_holdings_as_single_locks_do(
+    ledger: Ledger,
+) -> None:
+    # a batch fetches only the first n free runs of an account selling n tonnes with no filter:
+    # with holdings broken into one-tonne runs it must still take exactly what one-by-one
+    # locks take, oldest vintage and lowest serial first, and all runs for a filtered lock
+    batched, single = await Twin.create(ledger), await Twin.create(ledger)
+    for twin in (batched, single):
+        pieces = [next(_ids) for _ in range(10)]
+        await ledger.apply(Batch(tuple(OrderLock(o, twin.seller, quantity_t=1) for o in pieces)))
+        await ledger.apply(Batch(releases=tuple(pieces[1::2])))  # free 2, 4, 6, 8, 10..40
+    wanted = [(1, None), (2, None), (3, None), (2, CerFilter(vintages=(2025,))), (1, None)]
+    locks = [
+        OrderLock(next(_ids), batched.seller, quantity_t=t, only=only or CerFilter())
+        for t, only in wanted
+    ]
+    await ledger.apply(Batch(tuple(locks[:3])))  # no filter: the first six runs are enough
+    await ledger.apply(Batch(tuple(locks[3:])))  # a filter: every run is fetched
+    for t, only in wanted:
+        await ledger.lock_cers(next(_ids), single.seller, t, only or CerFilter())
+    assert await batched.state(ledger) == await single.state(ledger)
+    free = [h for h in await ledger.holdings(batched.seller) if h.state.value == "free"]
+    assert [(batched.shape([h])[0][:3]) for h in free][:2] == [("old", 13, 40), ("new", 3, 60)]
