@@ -26,6 +26,7 @@ from settlement.serials import Place, Run, plan
 from settlement.values import (
     ANY_CER,
     HOLDER_ROLES,
+    BlockInfo,
     CerFilter,
     SerialRange,
     TradeToSettle,
@@ -121,15 +122,7 @@ async def _lock_many(
     for lock in fresh:
         require_role(roles, lock.account_id, HOLDER_ROLES, "trade")
     sells = [lock for lock in fresh if lock.quantity_t]
-    needed: dict[int, int | None] = {}  # runs an account's locks can use: no more than tonnes
-    for lock in sells:
-        before = needed.get(lock.account_id, 0)
-        filtered = before is None or lock.only != ANY_CER
-        needed[lock.account_id] = None if before is None or filtered else before + lock.quantity_t
-    accounts = sorted(needed)
-    available = (
-        await free_runs_by_account(conn, accounts, [needed[a] for a in accounts]) if sells else {}
-    )
+    available = await _free_runs_for(conn, sells)
     used: dict[Run, int] = defaultdict(int)
     pieces: dict[Run, list[tuple[SerialRange, Place]]] = {}
     for lock in sells:
@@ -163,6 +156,29 @@ async def _lock_many(
                 Line(lock.account_id, LOCKED, lock.amount_fen, lock.order_id),
             )
     return tuple(lock.order_id for lock in fresh), lines
+
+
+async def _free_runs_for(
+    conn: Connection, sells: Sequence[OrderLock]
+) -> dict[int, list[tuple[Run, BlockInfo]]]:
+    """The free runs the sell locks may take, per account, oldest vintage first. An account's
+    locks under one filter need at most as many of the first runs it admits as they sell
+    tonnes; under several filters one lock may take what another's alone admits, so all."""
+    needed: dict[int, tuple[CerFilter, int]] = {}
+    mixed: set[int] = set()
+    for lock in sells:
+        only, tonnes = needed.get(lock.account_id, (lock.only, 0))
+        if only != lock.only:
+            mixed.add(lock.account_id)
+        needed[lock.account_id] = (only, tonnes + lock.quantity_t)
+    by_filter: dict[CerFilter, list[int]] = defaultdict(list)
+    for account_id in sorted(needed.keys() - mixed):
+        by_filter[needed[account_id][0]].append(account_id)
+    available = await free_runs_by_account(conn, sorted(mixed)) if mixed else {}
+    for only, accounts in by_filter.items():
+        limits = [needed[account_id][1] for account_id in accounts]
+        available |= await free_runs_by_account(conn, accounts, limits, only)
+    return available
 
 
 async def release_many(conn: Connection, txn_id: int, order_ids: Sequence[int]) -> tuple[int, ...]:

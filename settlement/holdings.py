@@ -73,24 +73,34 @@ async def order_runs(conn: Connection, order_ids: Sequence[int]) -> list[Run]:
 
 
 async def free_runs_by_account(
-    conn: Connection, account_ids: Sequence[int], at_most: Sequence[int | None] | None = None
+    conn: Connection,
+    account_ids: Sequence[int],
+    at_most: Sequence[int | None] | None = None,
+    only: CerFilter = ANY_CER,
 ) -> dict[int, list[tuple[Run, BlockInfo]]]:
-    """Each account's free runs with what a CER filter checks, oldest vintage first: only the
-    first `at_most[i]` of account `account_ids[i]`'s (all of them where it is None).
+    """Each account's free runs that `only` admits, with what a CER filter checks, oldest
+    vintage first: only the first `at_most[i]` of account `account_ids[i]`'s (all of them where
+    it is None).
 
     Holdings fragment as tonnes change hands a few at a time, so an active trader may hold
-    thousands of runs; a batch selling n tonnes of an account with no CER filter needs at most
-    its first n runs (each holds a tonne or more), and fetching all of them made every batch cost
-    what the account had ever traded."""
+    thousands of runs; a batch selling n tonnes of an account under one filter needs at most the
+    first n runs it admits (each holds a tonne or more), and fetching all of them made every
+    batch cost what the account had ever traded."""
     rows = await conn.fetch(
         "SELECT r.* FROM unnest($1::bigint[], $2::bigint[]) AS need(account_id, runs)"
         " CROSS JOIN LATERAL (SELECT h.block_id, h.first_serial, h.last_serial, h.account_id,"
         "  b.vintage, p.methodology, b.project FROM holdings h JOIN blocks b USING (block_id)"
         "  JOIN projects p ON p.code = b.project"
         "  WHERE h.account_id = need.account_id AND h.state = 'free'"
+        "  AND (cardinality($3::int[]) = 0 OR b.vintage = ANY($3::int[]))"
+        "  AND (cardinality($4::text[]) = 0 OR p.methodology = ANY($4::text[]))"
+        "  AND (cardinality($5::text[]) = 0 OR b.project = ANY($5::text[]))"
         "  ORDER BY b.vintage, h.block_id, h.first_serial LIMIT need.runs) AS r",
         list(account_ids),
         list(at_most) if at_most is not None else [None] * len(account_ids),
+        list(only.vintages),
+        list(only.methodologies),
+        list(only.projects),
     )
     runs: dict[int, list[tuple[Run, BlockInfo]]] = defaultdict(list)
     for row in rows:

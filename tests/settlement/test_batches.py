@@ -178,15 +178,18 @@ async def test_locks_in_a_batch_take_the_oldest_of_fragmented_holdings_as_single
         pieces = [next(_ids) for _ in range(10)]
         await ledger.apply(Batch(tuple(OrderLock(o, twin.seller, quantity_t=1) for o in pieces)))
         await ledger.apply(Batch(releases=tuple(pieces[1::2])))  # free 2, 4, 6, 8, 10..40
-    wanted = [(1, None), (2, None), (3, None), (2, CerFilter(vintages=(2025,))), (1, None)]
+    only_2025 = CerFilter(vintages=(2025,))
+    wanted = [(1, None), (2, None), (3, None), (2, only_2025), (1, None), (1, only_2025)]
+    wanted.append((2, only_2025))
     locks = [
         OrderLock(next(_ids), batched.seller, quantity_t=t, only=only or CerFilter())
         for t, only in wanted
     ]
     await ledger.apply(Batch(tuple(locks[:3])))  # no filter: the first six runs are enough
-    await ledger.apply(Batch(tuple(locks[3:])))  # a filter: every run is fetched
+    await ledger.apply(Batch(tuple(locks[3:5])))  # two filters: every run is fetched
+    await ledger.apply(Batch(tuple(locks[5:])))  # one filter: the first three it admits
     for t, only in wanted:
         await ledger.lock_cers(next(_ids), single.seller, t, only or CerFilter())
     assert await batched.state(ledger) == await single.state(ledger)
     free = [h for h in await ledger.holdings(batched.seller) if h.state.value == "free"]
-    assert [(batched.shape([h])[0][:3]) for h in free][:2] == [("old", 13, 40), ("new", 3, 60)]
+    assert [batched.shape([h])[0][:3] for h in free] == [("old", 13, 40), ("new", 6, 60)]
