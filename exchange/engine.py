@@ -492,7 +492,8 @@ class Engine:
             if order is not None:
                 if self.risk is not None:
                     self.risk.release(order_id)
-                self._feed.release(order_id, order.account_id, tonnes=order.side is Side.SELL)
+                back = order.reserved if order.side is Side.SELL else 0
+                self._feed.release(order_id, order.account_id, tonnes_back=back)
 
     def _unjournaled(self, entry: Entry) -> None:
         """Forget an input that never reached the journal: what it reserved, and its client

@@ -105,6 +105,12 @@ class RiskView:
     def free_by_block(self, account_id: int) -> dict[str, int]:
         return {block: t for block, t in self._free[account_id].items() if t}
 
+    def keeps_free(self, order_id: int, account_id: int, tonnes: int) -> bool:
+        """Whether every block the sell order reserved from keeps `tonnes` free (see
+        `exchange.ledger_feed` for why that lets its lock share a batch with tonnes received)."""
+        free = self._free[account_id]
+        return all(free.get(block, 0) >= tonnes for block in self.reserved_by_block(order_id))
+
     def reserved_by_block(self, order_id: int) -> dict[str, int]:
         sell = self._sells.get(order_id)
         return {block: t for block, t in sell.by_block.items() if t} if sell else {}

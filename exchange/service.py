@@ -144,6 +144,11 @@ class Exchange:
         )
         exchange.settler.applied_items = exchange.feed.decided  # recovery applied them itself
         exchange.feed.netting = True  # every lock from here on is new to the ledger
+        risk = exchange.engine.risk
+        assert risk is not None  # recovery went live
+        exchange.feed.fits = lambda lock, received: risk.keeps_free(
+            lock.order_id, lock.account_id, received
+        )
         exchange.engine.listeners.append(exchange.snapshots.observe)
         exchange.journal.start()
         exchange.settler.start()

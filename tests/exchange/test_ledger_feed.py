@@ -18,7 +18,7 @@ def test_a_sell_lock_after_a_release_of_a_sell_order_of_the_same_account_starts_
 ):
     feed = BatchBuilder()
     feed.lock(OrderLock(11, 101, quantity_t=3))
-    feed.release(11, 101, tonnes=True)
+    feed.release(11, 101, tonnes_back=3)
     feed.lock(OrderLock(12, 100, quantity_t=3))  # another account: same batch
     feed.lock(OrderLock(13, 101, quantity_t=3))  # may need what order 11 released
     assert feed.take() == [
@@ -44,10 +44,10 @@ def test_cash_never_cuts_a_batch() -> None:
     feed = BatchBuilder()
     feed.lock(OrderLock(10, 100, amount_fen=9_000))
     feed.trade(TRADE)
-    feed.release(10, 100, tonnes=False)  # a buy order's remainder comes back
+    feed.release(10, 100, tonnes_back=0)  # a buy order's remainder comes back
     feed.lock(OrderLock(13, 100, amount_fen=5_000))  # may need it: the ledger nets the cash
     feed.lock(OrderLock(16, 101, amount_fen=5_000))  # may spend the sale's proceeds: likewise
-    feed.release(16, 101, tonnes=False)
+    feed.release(16, 101, tonnes_back=0)
     feed.lock(OrderLock(17, 101, quantity_t=1))  # a buy order's release frees no tonnes
     assert feed.take() == [
         Batch(
@@ -111,15 +111,15 @@ def test_netting_drops_an_order_locked_and_released_within_the_open_batch() -> N
     feed.lock(OrderLock(20, 100, amount_fen=9_000))
     feed.lock(OrderLock(21, 101, quantity_t=2))
     feed.lock(OrderLock(22, 100, amount_fen=5_000))
-    feed.release(21, 101, tonnes=True)  # locked and released unfilled: nothing for the ledger
+    feed.release(21, 101, tonnes_back=2)  # locked and released unfilled: nothing for the ledger
     feed.lock(OrderLock(23, 101, quantity_t=2))  # so no cut: the ledger never took its tonnes
-    feed.release(20, 100, tonnes=False)
+    feed.release(20, 100, tonnes_back=0)
     feed.check_invariants()
     assert (feed.decided, feed.netted, len(feed)) == (6, 4, 2)
     assert feed.take() == [
         Batch((OrderLock(22, 100, amount_fen=5_000), OrderLock(23, 101, quantity_t=2)))
     ]
-    feed.release(22, 100, tonnes=False)  # its lock was handed over: the release must follow
+    feed.release(22, 100, tonnes_back=0)  # its lock was handed over: the release must follow
     feed.check_invariants()
     assert feed.take() == [Batch(releases=(22,))]
     assert (feed.decided, feed.netted) == (7, 4)
@@ -136,7 +136,7 @@ def test_netting_keeps_an_order_that_traded_or_was_amended_in_the_batch() -> Non
     feed.trade(TRADE)  # orders 10 and 11
     feed.adjust(grow)
     for order_id, account_id in [(10, 100), (11, 101), (12, 100)]:
-        feed.release(order_id, account_id, tonnes=order_id == 11)
+        feed.release(order_id, account_id, tonnes_back=2 if order_id == 11 else 0)
     feed.check_invariants()
     assert feed.netted == 0
     assert feed.take() == [
@@ -149,6 +149,28 @@ def test_without_netting_every_item_goes_to_the_ledger() -> None:
     feed = BatchBuilder()
     lock = OrderLock(30, 100, amount_fen=1_000)
     feed.lock(lock)
-    feed.release(30, 100, tonnes=False)
+    feed.release(30, 100, tonnes_back=0)
     assert feed.netted == 0
     assert feed.take() == [Batch((lock,), releases=(30,))]
+
+
+def test_live_a_sell_lock_shares_the_batch_if_the_view_says_it_took_nothing_received() -> None:
+    asked: list[tuple[int, int]] = []
+    fits = {12: True, 13: False}  # what the risk view answers for each lock
+
+    def view(lock: OrderLock, received: int) -> bool:
+        asked.append((lock.order_id, received))
+        return fits[lock.order_id]
+
+    feed = BatchBuilder()
+    feed.fits = view
+    feed.lock(OrderLock(11, 101, quantity_t=3))
+    feed.trade(TradeToSettle(2, 10, 11, 100, 101, 5_000, 3))  # order 11 fills: nothing back
+    feed.release(11, 101, tonnes_back=0)
+    feed.lock(OrderLock(14, 101, quantity_t=1))  # account 101 received nothing: no question
+    feed.release(14, 101, tonnes_back=1)  # 1 t back to account 101
+    feed.lock(OrderLock(12, 101, quantity_t=2))  # the view: it took none of them
+    feed.release(12, 101, tonnes_back=2)  # 3 t received now
+    feed.lock(OrderLock(13, 101, quantity_t=2))  # the view: it may have: a cut
+    assert asked == [(12, 1), (13, 3)]
+    assert [len(batch) for batch in feed.take()] == [7, 1]

@@ -296,8 +296,8 @@ async def test_the_settlement_lag_metric_follows_the_feed(
         # an order locked and released before settlement takes its lock is netted away and
         # never lags; one whose lock the ledger has must be released there
         exchange.feed.lock(OrderLock(987_654_322, buyer, amount_fen=100))
-        exchange.feed.release(987_654_322, buyer, tonnes=False)
-        exchange.feed.release(987_654_321, buyer, tonnes=False)
+        exchange.feed.release(987_654_322, buyer, tonnes_back=0)
+        exchange.feed.release(987_654_321, buyer, tonnes_back=0)
         after = await scrape(http, server)
         assert (after[lag], after[netted] - before[netted]) == (1, 2)
         exchange.settler.wake()

@@ -85,13 +85,13 @@ async def test_items_netted_away_count_as_applied_in_their_turn(database: Databa
     settler = Settler(ledger, feed)
     settler.start()
     feed.lock(OrderLock(9_000_003, buyer, amount_fen=5_000))
-    feed.release(9_000_003, buyer, tonnes=False)  # nothing for the ledger at all
+    feed.release(9_000_003, buyer, tonnes_back=0)  # nothing for the ledger at all
     settler.wake()
     await settler.reach(feed.decided)
     assert (settler.applied_items, settler.applied_batches, settler.lag) == (2, 0, 0)
     feed.lock(OrderLock(9_000_004, seller, quantity_t=2))  # a batch, and two netted after it
     feed.lock(OrderLock(9_000_005, buyer, amount_fen=7_000))
-    feed.release(9_000_005, buyer, tonnes=False)
+    feed.release(9_000_005, buyer, tonnes_back=0)
     settler.wake()
     await settler.reach(feed.decided)
     assert (settler.applied_items, settler.applied_batches, settler.lag) == (5, 1, 0)
@@ -102,7 +102,7 @@ async def test_items_netted_away_count_as_applied_in_their_turn(database: Databa
             [9_000_003, 9_000_004, 9_000_005],
         )
     assert [row[0] for row in locked] == [9_000_004]
-    feed.release(9_000_004, seller, tonnes=True)  # its lock is in the ledger: released there
+    feed.release(9_000_004, seller, tonnes_back=2)  # its lock is in the ledger: released there
     await settler.drain()
     assert all(h.order_id is None for h in await ledger.holdings(seller))
     await settler.close()
