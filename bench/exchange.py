@@ -1,7 +1,7 @@
 """Orders acknowledged per second over WebSocket, durable, and the ack latency at a fixed rate.
 
 Run as `python -m bench.exchange [--database-url URL] [--seconds 10] [--connections 8]
-[--window 64] [--rate 5000] [--own-accounts]`.
+[--window 64] [--rate 5000] [--own-accounts] [--trading]`.
 
 1. Create a scratch database on the server (`--database-url`, else `$CERX_DATABASE_URL`, else the
    local server) and start `python -m exchange serve --demo` on it in its own process, rate limits
@@ -11,7 +11,10 @@ Run as `python -m bench.exchange [--database-url URL] [--seconds 10] [--connecti
    client order id, over and over. Every reply is an acknowledgement of a journaled (durable) input.
    An account's execution reports go to all its sessions, so each session also reads the reports of
    the others' orders (8 sessions: 9 messages per request); with `--own-accounts` each session
-   logs in as a trader of its own, made for the run (2 messages per request). The sessions are
+   logs in as a trader of its own, made for the run (2 messages per request). With `--trading`
+   each session's trader also holds CERs and alternates a sell and a buy of 1 t at one price,
+   so orders trade with each other and every trade settles (the default's orders are cancelled
+   before settlement takes them, so the ledger feed nets them away). The sessions are
    `bench.frames` links, a bare WebSocket client whose cost per request stays small beside the
    server's (the CPU line after each phase says how small): it writes what a loop iteration
    sends at once, reads a reply's id and outcome from its first bytes, and only counts pushes.
