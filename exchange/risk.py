@@ -108,8 +108,8 @@ class RiskView:
     def keeps_free(self, order_id: int, account_id: int, tonnes: int) -> bool:
         """Whether every block the sell order reserved from keeps `tonnes` free (see
         `exchange.ledger_feed` for why that lets its lock share a batch with tonnes received)."""
-        free = self._free[account_id]
-        return all(free.get(block, 0) >= tonnes for block in self.reserved_by_block(order_id))
+        free, reserved = self._free[account_id], self.reserved_by_block(order_id)
+        return bool(reserved) and all(free.get(block, 0) >= tonnes for block in reserved)
 
     def reserved_by_block(self, order_id: int) -> dict[str, int]:
         sell = self._sells.get(order_id)

@@ -235,6 +235,15 @@ def test_the_sessions_above_netted_orders_away_only_when_netting() -> None:
     assert FITS.count(True) > 0 and FITS.count(False) > 0, (FITS.count(True), FITS.count(False))
 
 
+def test_a_lock_keeps_free_what_the_blocks_it_took_from_still_hold() -> None:
+    view = RiskView({"B1": BlockInfo(2024, "PV01", "P1"), "B2": BlockInfo(2025, "PV01", "P1")})
+    view.credit_tonnes(7, "B1", 10)
+    view.credit_tonnes(7, "B2", 2)
+    view.reserve_sell(1, 7, 4, ANY_CER)  # the oldest: 4 of B1's, 6 left there
+    assert view.keeps_free(1, 7, 6) and not view.keeps_free(1, 7, 7)
+    assert not view.keeps_free(2, 7, 0)  # nothing reserved: nothing says a lock fits
+
+
 def test_the_invariant_checks_can_fail() -> None:
     view = RiskView({"B1": BlockInfo(2025, "PV01", "P1")})
     view.credit_tonnes(7, "B1", 10)
